@@ -1,0 +1,1 @@
+"""Archs registered in BasicSR's registries on import."""

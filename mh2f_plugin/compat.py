@@ -1,0 +1,167 @@
+"""Fixes for what BasicSR 1.4.2 (2022, the latest release) gets wrong on today's stack.
+
+Each fix names the symptom it cures; ``apply()`` installs all of them once. The torchvision shim
+must be in place before the first ``import basicsr``, so this module imports BasicSR only inside
+``apply()``. On a machine with CUDA, BasicSR's own code paths run unchanged.
+"""
+import os
+import sys
+import types
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+_applied = False
+_original_model_to_device = None
+
+
+def install_functional_tensor_shim():
+    """``import basicsr`` fails: ``No module named 'torchvision.transforms.functional_tensor'``.
+
+    ``basicsr/data/degradations.py`` imports ``rgb_to_grayscale`` from a module that
+    torchvision 0.17 removed (BasicSR issues #533, #663). Register a module of that name that
+    re-exports the function from its current home.
+    """
+    name = 'torchvision.transforms.functional_tensor'
+    if name in sys.modules:
+        return
+    try:
+        __import__(name)
+    except ImportError:
+        from torchvision.transforms.functional import rgb_to_grayscale
+        shim = types.ModuleType(name)
+        shim.rgb_to_grayscale = rgb_to_grayscale
+        sys.modules[name] = shim
+
+
+def _resume_device(opt):
+    """The device a resume state is loaded onto: the current GPU, or the CPU when there is none."""
+    if opt['num_gpu'] != 0 and torch.cuda.is_available():
+        return torch.device('cuda', torch.cuda.current_device())
+    return torch.device('cpu')
+
+
+def load_resume_state(opt):
+    """Resuming on CPU fails: ``RuntimeError: Found no NVIDIA driver`` (basicsr/train.py:85).
+
+    BasicSR maps the saved state to ``torch.cuda.current_device()`` whatever ``num_gpu`` says.
+    This is BasicSR's function with the state mapped to the model's device instead; with
+    ``auto_resume`` it looks for states under the run's ``root_path`` (the user's directory).
+    """
+    from basicsr.utils import check_resume, scandir
+
+    resume_state_path = opt['path'].get('resume_state')
+    if opt['auto_resume']:
+        state_dir = os.path.join(opt.get('root_path', '.'), 'experiments', opt['name'], 'training_states')
+        if os.path.isdir(state_dir):
+            iters = [int(name[:-len('.state')]) for name in scandir(state_dir, suffix='.state')]
+            if iters:
+                resume_state_path = os.path.join(state_dir, f'{max(iters)}.state')
+                opt['path']['resume_state'] = resume_state_path
+    if not resume_state_path:
+        return None
+    resume_state = torch.load(resume_state_path, map_location=_resume_device(opt))
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
+def _init_dist_pytorch_cpu(backend, **kwargs):
+    """``--launcher pytorch`` without a GPU: torchrun has set RANK, WORLD_SIZE and MASTER_*."""
+    dist.init_process_group(backend='gloo', **kwargs)
+
+
+def _init_dist_slurm_cpu(backend, port=None):
+    """``--launcher slurm`` without a GPU: the variables BasicSR's slurm initialiser sets, then gloo."""
+    import subprocess
+    node_list = os.environ['SLURM_NODELIST']
+    os.environ['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {node_list} | head -n1')
+    os.environ['MASTER_PORT'] = str(port) if port is not None else os.environ.get('MASTER_PORT', '29500')
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+    dist.init_process_group(backend='gloo')
+
+
+def _gpu_or_cpu(gpu_init, cpu_init):
+    """Distributed launch without a GPU fails with ``ZeroDivisionError`` (basicsr/utils/dist_util.py:24).
+
+    BasicSR's initialisers compute ``rank % torch.cuda.device_count()`` and use NCCL, which needs
+    CUDA. Without a GPU, the CPU initialiser (gloo backend) runs instead; with one, BasicSR's.
+    """
+
+    def init(backend='nccl', **kwargs):
+        return (gpu_init if torch.cuda.is_available() else cpu_init)(backend, **kwargs)
+
+    return init
+
+
+def model_to_device(self, net):
+    """DDP on CPU fails: ``device_ids=[torch.cuda.current_device()]`` (basicsr/models/base_model.py:98).
+
+    A CPU module must be wrapped with no ``device_ids``; GPU runs keep BasicSR's method.
+    """
+    if self.opt['dist'] and self.device.type == 'cpu':
+        return DistributedDataParallel(
+            net.to(self.device), find_unused_parameters=self.opt.get('find_unused_parameters', False))
+    return _original_model_to_device(self, net)
+
+
+def _with_val_defaults(parse_options):
+    """``basicsr test`` fails with ``KeyError: 'suffix'`` (basicsr/models/sr_model.py:177).
+
+    ``SRModel`` reads ``val.suffix`` unconditionally in test mode; give it the value that means
+    "no suffix" when the options file leaves it out.
+    """
+
+    def parse(root_path, is_train=True):
+        opt, args = parse_options(root_path, is_train=is_train)
+        if opt.get('val') is not None:
+            opt['val'].setdefault('suffix', None)
+        return opt, args
+
+    return parse
+
+
+def _with_integer_quality(add_jpg_compression):
+    """The JPEG degradation fails in ``cv2.imencode`` on OpenCV >= 4.12 (BasicSR #578).
+
+    ``random_add_jpg_compression`` draws a float quality; OpenCV now requires an int.
+    """
+
+    def add(img, quality=90):
+        return add_jpg_compression(img, int(round(float(quality))))
+
+    add.__doc__ = add_jpg_compression.__doc__
+    return add
+
+
+def normalize_launcher_args(argv):
+    """torch 2.x launchers pass ``--local-rank``; BasicSR's parser only knows ``--local_rank``."""
+    return [arg.replace('--local-rank', '--local_rank', 1) if arg.startswith('--local-rank') else arg for arg in argv]
+
+
+def apply():
+    """Installs every fix (idempotent); called by ``import mh2f_plugin``."""
+    global _applied, _original_model_to_device
+    if _applied:
+        return
+    install_functional_tensor_shim()
+
+    import basicsr.data.degradations as degradations
+    import basicsr.test
+    import basicsr.train
+    import basicsr.utils.options
+    from basicsr.models.base_model import BaseModel
+    from basicsr.utils import dist_util
+
+    basicsr.train.load_resume_state = load_resume_state
+    dist_util._init_dist_pytorch = _gpu_or_cpu(dist_util._init_dist_pytorch, _init_dist_pytorch_cpu)
+    dist_util._init_dist_slurm = _gpu_or_cpu(dist_util._init_dist_slurm, _init_dist_slurm_cpu)
+    _original_model_to_device = BaseModel.model_to_device
+    BaseModel.model_to_device = model_to_device
+    parse = _with_val_defaults(basicsr.utils.options.parse_options)
+    for module in (basicsr.utils.options, basicsr.train, basicsr.test):
+        module.parse_options = parse
+    degradations.add_jpg_compression = _with_integer_quality(degradations.add_jpg_compression)
+    _applied = True

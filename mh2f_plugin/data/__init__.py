@@ -1,0 +1,1 @@
+"""Data registered in BasicSR's registries on import."""

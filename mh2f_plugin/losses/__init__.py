@@ -1,0 +1,1 @@
+"""Losses registered in BasicSR's registries on import."""

@@ -1,0 +1,1 @@
+"""Models registered in BasicSR's registries on import."""

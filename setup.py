@@ -1,0 +1,33 @@
+"""Installs the MH2F-Net plugin for BasicSR and its `basicsr` command.
+
+basicsr 1.4.2 is a source package whose build imports torch: install torch first and use
+``pip install --no-build-isolation`` (``scripts/install.sh`` does both).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name='mh2f_plugin',
+    version='0.1.0',
+    description='MH2F-Net single-image deraining for BasicSR: network, loss, datasets, command line',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['mh2f_plugin', 'mh2f_plugin.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'torch>=2.0',
+        'torchvision',
+        'basicsr==1.4.2',
+        'mmengine',
+        'opencv-python',
+        'lmdb',
+        'pyyaml',
+        'tqdm',
+        'scikit-image',
+        'matplotlib',
+    ],
+    extras_require={'dev': ['pytest']},
+    entry_points={
+        'console_scripts': ['basicsr = mh2f_plugin.cli.main:main'],
+        'basicsr.plugins': ['mh2f_plugin = mh2f_plugin'],
+    },
+)

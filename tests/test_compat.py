@@ -1,0 +1,73 @@
+"""Each BasicSR 1.4.2 compatibility fix, checked where it acts (end-to-end checks are in test_cli)."""
+import numpy as np
+import torch
+
+import mh2f_plugin  # noqa: F401  (applies the fixes)
+from mh2f_plugin import compat
+
+
+def test_basicsr_imports_with_current_torchvision():
+    import basicsr.data.degradations as degradations
+    from torchvision.transforms.functional import rgb_to_grayscale
+    assert degradations.rgb_to_grayscale is rgb_to_grayscale
+
+
+def test_resume_state_loads_onto_the_cpu_without_cuda(tmp_path):
+    states = tmp_path / 'experiments' / 'run' / 'training_states'
+    states.mkdir(parents=True)
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.Adam([weight])
+    weight.sum().backward()
+    optimizer.step()
+    for it in (5, 10):
+        torch.save({'epoch': 1, 'iter': it, 'optimizers': [optimizer.state_dict()], 'schedulers': []},
+                   states / f'{it}.state')
+    opt = {'name': 'run', 'num_gpu': 0, 'auto_resume': True, 'root_path': str(tmp_path), 'is_train': True,
+           'network_g': {}, 'path': {'models': str(tmp_path / 'models')}}
+    state = compat.load_resume_state(opt)
+    assert state['iter'] == 10
+    assert opt['path']['resume_state'].endswith('10.state')
+    assert opt['path']['pretrain_network_g'].endswith('net_g_10.pth')
+    assert state['optimizers'][0]['state'][0]['exp_avg'].device.type == 'cpu'
+
+
+def test_no_resume_without_a_state(tmp_path):
+    opt = {'name': 'run', 'num_gpu': 0, 'auto_resume': True, 'root_path': str(tmp_path), 'path': {}}
+    assert compat.load_resume_state(opt) is None
+
+
+def test_float_jpeg_quality_is_accepted():
+    from basicsr.data.degradations import random_add_jpg_compression
+    img = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    out = random_add_jpg_compression(img, quality_range=(30.2, 60.7))
+    assert out.shape == img.shape and out.dtype == np.float32 and not np.array_equal(out, img)
+
+
+def test_local_rank_spelling_of_torch_launchers():
+    assert compat.normalize_launcher_args(['-opt', 'a.yml', '--local-rank=1', '--launcher', 'pytorch']) == [
+        '-opt', 'a.yml', '--local_rank=1', '--launcher', 'pytorch']
+    assert compat.normalize_launcher_args(['--local-rank', '0']) == ['--local_rank', '0']
+
+
+def test_test_mode_options_get_an_empty_suffix(tmp_path, monkeypatch):
+    import basicsr.test
+    (tmp_path / 'o.yml').write_text('name: x\nnum_gpu: 0\nmanual_seed: 1\ndatasets: {}\npath: {}\nval: {save_img: true}\n')
+    monkeypatch.setattr('sys.argv', ['basicsr test', '-opt', str(tmp_path / 'o.yml')])
+    opt, _ = basicsr.test.parse_options(str(tmp_path), is_train=False)
+    assert opt['val']['suffix'] is None
+
+
+def test_cpu_model_is_wrapped_without_device_ids(monkeypatch):
+    from basicsr.models.base_model import BaseModel
+    wrapped = {}
+
+    class FakeDDP:
+
+        def __init__(self, module, **kwargs):
+            wrapped.update(kwargs, module=module)
+
+    monkeypatch.setattr(compat, 'DistributedDataParallel', FakeDDP)
+    model = BaseModel({'num_gpu': 0, 'is_train': True, 'dist': True})
+    net = torch.nn.Linear(2, 2)
+    assert isinstance(model.model_to_device(net), FakeDDP)
+    assert wrapped['module'] is net and 'device_ids' not in wrapped
