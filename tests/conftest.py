@@ -10,6 +10,8 @@ import pytest
 import yaml
 from skimage import data as skdata
 
+import mh2f_plugin  # noqa: F401  (first: fixes BasicSR 1.4.2 imports before any test imports basicsr)
+
 REPO = Path(__file__).resolve().parents[1]
 BASICSR = str(Path(sys.executable).with_name('basicsr'))
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'immunohistochemistry', 'hubble_deep_field')

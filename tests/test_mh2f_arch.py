@@ -1,0 +1,118 @@
+"""MH2F-Net: shapes, gradients, ablation options, padding, checkpoint loading."""
+import pytest
+import torch
+import torch.nn.functional as F
+from basicsr.utils.registry import ARCH_REGISTRY
+
+import mh2f_plugin  # noqa: F401
+from mh2f_plugin.archs.mh2f_arch import HADB, MHEB, ConcatFusion, MH2FNet, pad_to_multiple
+
+TINY = dict(num_feat=8, num_blocks=3)
+
+
+def tiny(**options):
+    torch.manual_seed(0)
+    return MH2FNet(**{**TINY, **options})
+
+
+def test_registered_in_basicsr():
+    assert ARCH_REGISTRY.get('MH2FNet') is MH2FNet
+
+
+@pytest.mark.parametrize('shape', [(1, 3, 37, 53), (2, 3, 16, 20), (3, 3, 5, 3), (1, 3, 1, 1)])
+def test_output_has_the_input_shape(shape):
+    assert tiny().eval()(torch.rand(shape)).shape == shape
+
+
+def test_every_parameter_gets_a_finite_nonzero_gradient():
+    net = tiny()
+    out = net(torch.rand(2, 3, 20, 24))
+    (out - torch.rand_like(out)).square().mean().backward()
+    for name, param in net.named_parameters():
+        assert param.grad is not None, name
+        assert torch.isfinite(param.grad).all(), name
+        assert param.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize('options', [
+    dict(num_blocks=2), dict(hierarchy_fusion='concat'), dict(final_fusion='add'), dict(final_fusion='concat'),
+    dict(downsample='maxpool'), dict(downsample='avgpool'), dict(act='relu'), dict(dcr_layers=2, growth=4),
+    dict(global_residual=True), dict(num_in_ch=1, num_out_ch=1),
+])
+def test_each_ablation_builds_and_runs(options):
+    net = tiny(**options)
+    channels = options.get('num_in_ch', 3)
+    out = net(torch.rand(1, channels, 12, 16))
+    assert out.shape == (1, options.get('num_out_ch', 3), 12, 16)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('num_blocks', [2, 4, 6])
+@pytest.mark.parametrize('hierarchy_fusion', ['hadb', 'concat'])
+def test_hierarchy_fuses_the_first_n_minus_one_block_outputs(num_blocks, hierarchy_fusion):
+    net = tiny(num_blocks=num_blocks, hierarchy_fusion=hierarchy_fusion)
+    assert sum(isinstance(m, MHEB) for m in net.modules()) == num_blocks
+    assert isinstance(net.hierarchy, HADB if hierarchy_fusion == 'hadb' else ConcatFusion)
+    block_outputs, hierarchy_inputs = [], []
+    for block in net.blocks:
+        block.register_forward_hook(lambda module, args, out: block_outputs.append(out))
+    net.hierarchy.register_forward_pre_hook(lambda module, args: hierarchy_inputs.extend(args[0]))
+    net(torch.rand(1, 3, 8, 8))
+    assert len(hierarchy_inputs) == num_blocks - 1
+    assert all(a is b for a, b in zip(hierarchy_inputs, block_outputs[:-1]))
+
+
+def test_eval_output_is_deterministic():
+    net = tiny().eval()
+    x = torch.rand(1, 3, 21, 19)
+    with torch.no_grad():
+        assert torch.equal(net(x), net(x))
+
+
+def test_sizes_that_are_multiples_of_four_are_not_padded():
+    x = torch.rand(1, 3, 16, 12)
+    assert pad_to_multiple(x) is x
+    assert pad_to_multiple(torch.rand(1, 3, 17, 12)).shape[-2:] == (20, 12)
+
+
+def test_odd_sizes_are_reflect_padded_then_cropped_back():
+    net = tiny().eval()
+    x = torch.rand(1, 3, 17, 22)
+    with torch.no_grad():
+        expected = net(F.pad(x, (0, 2, 0, 3), mode='reflect'))[..., :17, :22]
+        assert torch.allclose(net(x), expected, atol=1e-6)
+
+
+def test_global_residual_adds_the_input():
+    x = torch.rand(1, 3, 8, 8)
+    plain, residual = tiny(), tiny(global_residual=True)
+    residual.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(residual(x), plain(x) + x, atol=1e-6)
+
+
+@pytest.mark.parametrize('options, message', [
+    (dict(final_fusion='sum'), "final_fusion must be one of 'rpf', 'add', 'concat', got 'sum'"),
+    (dict(hierarchy_fusion='attention'), 'hierarchy_fusion must be one of'),
+    (dict(downsample='stride'), 'downsample must be one of'),
+    (dict(act='gelu'), 'act must be one of'),
+    (dict(num_blocks=1), 'num_blocks must be at least 2'),
+])
+def test_bad_options_are_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(**options)
+
+
+@pytest.mark.parametrize('param_key', ['params', 'params_ema'])
+def test_basicsr_loads_a_checkpoint_through_pretrain_network_g(tmp_path, param_key):
+    from basicsr.models import build_model
+    source = tiny()
+    torch.save({param_key: source.state_dict()}, tmp_path / 'net.pth')
+    opt = {
+        'model_type': 'SRModel', 'num_gpu': 0, 'is_train': False, 'dist': False,
+        'network_g': {'type': 'MH2FNet', **TINY},
+        'path': {'pretrain_network_g': str(tmp_path / 'net.pth'), 'strict_load_g': True, 'param_key_g': param_key},
+    }
+    model = build_model(opt)
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.net_g.state_dict()[key], value), key
