@@ -96,6 +96,10 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path, paired_data
     options['logger'].update(print_freq=2, save_checkpoint_freq=6, use_tb_logger=False)
     options.pop('val')
     options['datasets'].pop('val')
+    options['network_g'] = {'type': 'MH2FNet', 'num_feat': 8, 'num_blocks': 2}
+    options['train']['pixel_opt'] = {'type': 'L1SSIMLoss'}
+    options['datasets']['train'].update(type='PairedDerainDataset', dataroot=str(paired_data['train']), layout='regex',
+                                        lq_folder='lq', gt_folder='gt', pattern='(.+)')
     path = write_yaml(tmp_path / 'ddp.yml', options)
     result = run_basicsr(['train', '-opt', path, '--launcher', 'pytorch'], cwd=tmp_path,
                          env={'BASICSR_PLUGINS': 'rank_dump_plugin'},

@@ -195,7 +195,11 @@ class MH2FNet(nn.Module):
         attention_reduction (int): channel-attention squeeze factor. Default: 8.
         global_residual (bool): add the input image to the output. Default: False (the paper
             argues against it).
+
+    ``size_multiple`` (4): the sizes at which no padding happens inside ``forward``.
     """
+
+    size_multiple = SIZE_MULTIPLE
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=32, num_blocks=8, dcr_layers=3, growth=None, act='lrelu',
                  downsample='conv', hierarchy_fusion='hadb', final_fusion='rpf', attention_reduction=8,

@@ -1,17 +1,18 @@
 """A test-only BasicSR plugin (loaded through ``BASICSR_PLUGINS``).
 
-``RankDumpModel`` is BasicSR's ``SRModel`` that also saves every rank's generator weights, so that a
-test can check that data-parallel ranks hold identical weights.
+``RankDumpModel`` is the plugin's ``DerainModel`` (a BasicSR ``SRModel``) that also saves every rank's
+generator weights, so that a test can check that data-parallel ranks hold identical weights.
 """
 import os
 
 import torch
-from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
+
+from mh2f_plugin.models.derain_model import DerainModel
 
 
 @MODEL_REGISTRY.register()
-class RankDumpModel(SRModel):
+class RankDumpModel(DerainModel):
 
     def save(self, epoch, current_iter):
         super().save(epoch, current_iter)

@@ -1,0 +1,139 @@
+"""``DerainModel``: BasicSR's ``SRModel`` with what deraining needs on top.
+
+* Test and validation take images of any size (``val.pad_multiple``, by default the network's
+  ``size_multiple`` or 1), optionally in overlapping tiles (``val.tile``, ``val.tile_overlap``)
+  and with the x8 self-ensemble (``val.self_ensemble``); always with the bare network, so a
+  validation on rank 0 alone never waits on the other ranks.
+* ``amp: bf16 | fp16`` runs the network under autocast (fp16 with a gradient scaler) and
+  ``channels_last: true`` stores it channels-last; losses are computed in float32. Both are off
+  by default.
+* A loss that is NaN or infinite stops training with the iteration and the loss terms, before
+  the optimizer step can spread it into the weights.
+* Checkpoints and training states are written under a temporary name and renamed into place,
+  so a run killed while saving never leaves a half-written file that resuming would load.
+* In test mode, every dataset's metrics go to ``results/<name>/metrics.csv``.
+"""
+import contextlib
+import csv
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+
+import torch
+from basicsr.models.sr_model import SRModel
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from mh2f_plugin.models.inference import restore
+
+AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+METRICS_FILE = 'metrics.csv'
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training loss that is NaN or infinite."""
+
+
+@MODEL_REGISTRY.register()
+class DerainModel(SRModel):
+
+    def __init__(self, opt):
+        amp = opt.get('amp')
+        if amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of bf16, fp16 or ~ (off), got {amp!r}")
+        self.amp_dtype = AMP_DTYPES[amp]
+        self.channels_last = opt.get('channels_last', False)
+        super().__init__(opt)
+        self.scaler = torch.amp.GradScaler('cuda', enabled=amp == 'fp16' and self.device.type == 'cuda')
+        self.test_metrics = OrderedDict()
+
+    def model_to_device(self, net):
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        return super().model_to_device(net)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def feed_data(self, data):
+        super().feed_data(data)
+        if self.channels_last:
+            self.lq = self.lq.contiguous(memory_format=torch.channels_last)
+
+    def compute_losses(self, output, gt):
+        """The loss terms of ``SRModel`` (pixel, perceptual, style) as an ordered dict."""
+        losses = OrderedDict()
+        if self.cri_pix:
+            losses['l_pix'] = self.cri_pix(output, gt)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(output, gt)
+            if l_percep is not None:
+                losses['l_percep'] = l_percep
+            if l_style is not None:
+                losses['l_style'] = l_style
+        return losses
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self.autocast():
+            self.output = self.net_g(self.lq)
+        losses = self.compute_losses(self.output.float(), self.gt)
+        l_total = sum(losses.values())
+        if not torch.isfinite(l_total):
+            terms = ', '.join(f'{name} = {value.item():.4g}' for name, value in losses.items())
+            raise NonFiniteLossError(f'iteration {current_iter}: the training loss is not finite ({terms}); '
+                                     'lower the learning rate, turn off amp, or check the data')
+        self.scaler.scale(l_total).backward()
+        self.scaler.step(self.optimizer_g)
+        self.scaler.update()
+        self.log_dict = self.reduce_loss_dict(losses)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self):
+        val_opt = self.opt.get('val') or {}
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        multiple = val_opt.get('pad_multiple', getattr(net, 'size_multiple', 1))
+        was_training = net.training
+        net.eval()
+        with torch.no_grad(), self.autocast():
+            output = restore(net, self.lq, val_opt.get('tile'), val_opt.get('tile_overlap', 32), multiple,
+                             val_opt.get('self_ensemble', False))
+        self.output = output.float()
+        net.train(was_training)
+
+    def save(self, epoch, current_iter):
+        """``SRModel.save`` into temporary folders beside the real ones, then renamed into place
+        (models first, so a state never points at a checkpoint that is not there)."""
+        if self.opt.get('rank', 0) != 0:
+            return super().save(epoch, current_iter)
+        paths = self.opt['path']
+        final = {key: paths[key] for key in ('models', 'training_states')}
+        staging = {key: tempfile.mkdtemp(prefix='.saving-', dir=folder) for key, folder in final.items()}
+        try:
+            paths.update(staging)
+            super().save(epoch, current_iter)
+        finally:
+            paths.update(final)
+        for key in ('models', 'training_states'):
+            for name in sorted(os.listdir(staging[key])):
+                os.replace(os.path.join(staging[key], name), os.path.join(final[key], name))
+            shutil.rmtree(staging[key])
+
+    def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
+        super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if not self.opt['is_train']:
+            self.test_metrics[dataset_name] = dict(self.metric_results)
+            write_metrics(os.path.join(self.opt['path']['results_root'], METRICS_FILE), self.test_metrics)
+
+
+def write_metrics(path, metrics):
+    """``{dataset: {metric: value}}`` as CSV, one row per dataset."""
+    names = list(dict.fromkeys(name for values in metrics.values() for name in values))
+    with open(path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.writer(f)
+        writer.writerow(['dataset'] + names)
+        for dataset, values in metrics.items():
+            writer.writerow([dataset] + [f'{values[name]:.4f}' if name in values else '' for name in names])

@@ -1,0 +1,76 @@
+"""Whole-image inference for any restorer: padding, overlapping tiles, x8 self-ensemble.
+
+Images are ``(B, C, H, W)``; ``net`` maps them to the same spatial size. ``restore`` composes
+the three: tiles bound memory, padding lets networks that need sizes divisible by ``multiple``
+take any size, and the self-ensemble averages the eight flips and transposes.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def pad_forward(net, img, multiple):
+    """``net(img)`` with ``img`` reflect-padded (bottom, right) to multiples of ``multiple``, cropped back."""
+    height, width = img.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h == 0 and pad_w == 0:
+        return net(img)
+    mode = 'reflect' if min(height, width) > max(pad_h, pad_w) else 'replicate'
+    return net(F.pad(img, (0, pad_w, 0, pad_h), mode=mode))[..., :height, :width]
+
+
+def tile_spans(size, tile, overlap, multiple):
+    """Tiles along one axis: ``[(start, stop, own_start, own_stop)]``.
+
+    Tiles start at multiples of ``multiple`` (so a network's down-sampling grid matches the
+    whole image's) and step by ``tile - overlap`` rounded down to that multiple; the last one
+    ends at ``size``. Each output pixel is owned by one tile, the boundary lying mid-way in the
+    overlap, so every pixel keeps at least ``overlap // 2`` pixels of context where it can.
+    """
+    if tile >= size:
+        return [(0, size, 0, size)]
+    stride = max(multiple, (tile - overlap) // multiple * multiple)
+    last = (size - tile) // multiple * multiple
+    starts = list(range(0, last, stride)) + [last]
+    stops = [start + tile for start in starts[:-1]] + [size]
+    owns = [0] + [(next_start + stop) // 2 for next_start, stop in zip(starts[1:], stops[:-1])] + [size]
+    return [(start, stop, own_start, own_stop)
+            for start, stop, own_start, own_stop in zip(starts, stops, owns[:-1], owns[1:])]
+
+
+def tiled_forward(net, img, tile, overlap, multiple=1):
+    """``net(img)`` computed tile by tile (``tile`` pixels square, ``overlap`` pixels shared)."""
+    rows = tile_spans(img.shape[-2], tile, overlap, multiple)
+    cols = tile_spans(img.shape[-1], tile, overlap, multiple)
+    out = None
+    for top, bottom, own_top, own_bottom in rows:
+        for left, right, own_left, own_right in cols:
+            result = pad_forward(net, img[..., top:bottom, left:right], multiple)
+            if out is None:
+                out = result.new_empty(result.shape[:2] + img.shape[-2:])
+            out[..., own_top:own_bottom, own_left:own_right] = \
+                result[..., own_top - top:own_bottom - top, own_left - left:own_right - left]
+    return out
+
+
+def self_ensemble(forward, img):
+    """The mean of ``forward`` over the 8 flips/transposes of ``img``, each mapped back."""
+    total = 0
+    for transpose in (False, True):
+        for flips in ((), (-1, ), (-2, ), (-2, -1)):
+            view = img.transpose(-2, -1) if transpose else img
+            view = view.flip(flips) if flips else view
+            out = forward(view)
+            out = out.flip(flips) if flips else out
+            total = total + (out.transpose(-2, -1) if transpose else out)
+    return total / 8
+
+
+def restore(net, img, tile=None, tile_overlap=32, multiple=1, ensemble=False):
+    """``net`` applied to a whole image of any size; see the module docstring."""
+
+    def forward(x):
+        if tile:
+            return tiled_forward(net, x, tile, tile_overlap, multiple)
+        return pad_forward(net, x, multiple)
+
+    return self_ensemble(forward, img) if ensemble else forward(img)

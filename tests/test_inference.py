@@ -1,0 +1,116 @@
+"""Whole-image inference: padding, tiles equal to the untiled result, self-ensemble; DerainModel pieces."""
+import pytest
+import torch
+from basicsr.models import build_model
+
+from mh2f_plugin.archs.mh2f_arch import MH2FNet
+from mh2f_plugin.models.derain_model import DerainModel, NonFiniteLossError
+from mh2f_plugin.models.inference import pad_forward, restore, self_ensemble, tile_spans, tiled_forward
+
+
+def tiny_net():
+    torch.manual_seed(0)
+    return MH2FNet(num_feat=8, num_blocks=2, dcr_layers=1, growth=4).eval()
+
+
+@pytest.mark.parametrize('size, tile, overlap', [(100, 40, 16), (50, 40, 8), (41, 40, 8), (30, 40, 8)])
+def test_tile_spans_cover_every_pixel_once_from_aligned_starts(size, tile, overlap):
+    spans = tile_spans(size, tile, overlap, multiple=4)
+    owned = [p for _, _, lo, hi in spans for p in range(lo, hi)]
+    assert owned == list(range(size))
+    for start, stop, lo, hi in spans:
+        assert start % 4 == 0 and start <= lo < hi <= stop <= size
+        assert stop - start <= max(tile + 3, size if len(spans) == 1 else 0)
+
+
+def test_tiled_equals_untiled_for_mh2fnet():
+    net = tiny_net()
+    img = torch.rand(1, 3, 150, 170)
+    with torch.no_grad():
+        whole = net(img)
+        tiled = tiled_forward(net, img, tile=96, overlap=64, multiple=net.size_multiple)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max() < 1e-4
+
+
+def test_tiles_without_enough_overlap_differ_so_the_test_above_is_meaningful():
+    net = tiny_net()
+    img = torch.rand(1, 3, 150, 170)
+    with torch.no_grad():
+        assert (tiled_forward(net, img, tile=48, overlap=0, multiple=4) - net(img)).abs().max() > 1e-3
+
+
+def test_padding_for_networks_that_need_a_multiple():
+    seen = []
+
+    def net(x):
+        seen.append(tuple(x.shape[-2:]))
+        assert x.shape[-2] % 8 == 0 and x.shape[-1] % 8 == 0
+        return x * 2
+
+    img = torch.rand(1, 3, 37, 53)
+    assert torch.equal(pad_forward(net, img, 8), img * 2)
+    assert seen == [(40, 56)]
+
+
+def test_self_ensemble_of_an_equivariant_map_is_the_map_and_of_others_averages():
+    img = torch.rand(1, 3, 12, 16)
+    assert torch.allclose(self_ensemble(lambda x: x * 3, img), img * 3)
+    shifted = self_ensemble(lambda x: torch.roll(x, 1, dims=-1), img)
+    assert not torch.allclose(shifted, torch.roll(img, 1, dims=-1))
+    net = tiny_net()
+    with torch.no_grad():
+        out = restore(net, img, tile=8, tile_overlap=4, multiple=4, ensemble=True)
+    assert out.shape == img.shape
+
+
+def model_options(tmp_path, **extra):
+    return {
+        'name': 'unit', 'model_type': 'DerainModel', 'num_gpu': 0, 'is_train': True, 'dist': False, 'rank': 0,
+        'network_g': {'type': 'MH2FNet', 'num_feat': 8, 'num_blocks': 2},
+        'path': {'models': str(tmp_path / 'models'), 'training_states': str(tmp_path / 'states')},
+        'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'scheduler': {'type': 'MultiStepLR', 'milestones': [10]},
+                  'pixel_opt': {'type': 'L1SSIMLoss'}},
+        **extra,
+    }
+
+
+def test_nan_loss_stops_training_with_the_iteration(tmp_path):
+    model = build_model(model_options(tmp_path))
+    assert isinstance(model, DerainModel)
+    before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
+    gt = torch.rand(2, 3, 16, 16)
+    gt[0, 0, 0, 0] = float('nan')
+    model.feed_data({'lq': torch.rand(2, 3, 16, 16), 'gt': gt})
+    with pytest.raises(NonFiniteLossError, match=r'iteration 7: the training loss is not finite \(l_pix = nan\)'):
+        model.optimize_parameters(7)
+    for key, value in model.net_g.state_dict().items():
+        assert torch.equal(value, before[key]), 'weights must not be updated with a NaN loss'
+
+
+@pytest.mark.parametrize('extra', [{}, {'amp': 'bf16'}, {'channels_last': True}])
+def test_training_step_lowers_the_loss(tmp_path, extra):
+    model = build_model(model_options(tmp_path, **extra))
+    torch.manual_seed(1)
+    gt = torch.rand(4, 3, 16, 16)
+    model.feed_data({'lq': (gt + 0.2 * torch.rand_like(gt)).clamp(0, 1), 'gt': gt})
+    losses = []
+    for it in range(1, 16):
+        model.optimize_parameters(it)
+        losses.append(model.log_dict['l_pix'])
+    assert losses[-1] < losses[0]
+
+
+def test_bad_amp_option(tmp_path):
+    with pytest.raises(ValueError, match="amp must be one of bf16, fp16"):
+        build_model(model_options(tmp_path, amp='fp8'))
+
+
+def test_saving_leaves_only_complete_files(tmp_path):
+    for folder in ('models', 'states'):
+        (tmp_path / folder).mkdir()
+    model = build_model(model_options(tmp_path))
+    model.save(epoch=0, current_iter=5)
+    assert sorted(p.name for p in (tmp_path / 'models').iterdir()) == ['net_g_5.pth']
+    assert sorted(p.name for p in (tmp_path / 'states').iterdir()) == ['5.state']
+    assert set(torch.load(tmp_path / 'models' / 'net_g_5.pth')['params']) == set(model.net_g.state_dict())
