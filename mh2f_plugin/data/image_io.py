@@ -26,8 +26,8 @@ def _truncation(data):
     return None
 
 
-def decode_image(data, name):
-    """Encoded image bytes -> float32 ``(H, W, 3)`` BGR in ``[0, 1]``; ``name`` is used in errors."""
+def decode_raw(data, name):
+    """Encoded image bytes -> the array as stored (gray, BGR or BGRA; 8 or 16 bits); checked."""
     if not data:
         raise ImageReadError(f'{name}: empty file')
     problem = _truncation(data)
@@ -36,7 +36,12 @@ def decode_image(data, name):
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageReadError(f'{name}: not a readable image (corrupt or unsupported format)')
-    return to_float_bgr(img, name)
+    return img
+
+
+def decode_image(data, name):
+    """Encoded image bytes -> float32 ``(H, W, 3)`` BGR in ``[0, 1]``; ``name`` is used in errors."""
+    return to_float_bgr(decode_raw(data, name), name)
 
 
 def to_float_bgr(img, name='image'):
@@ -59,11 +64,15 @@ def to_float_bgr(img, name='image'):
     raise ImageReadError(f'{name}: {channels} channels; expected 1 (gray), 3 (color) or 4 (with alpha)')
 
 
-def read_image(path):
-    """Reads an image file as float32 ``(H, W, 3)`` BGR in ``[0, 1]``."""
+def read_bytes(path):
+    """The bytes of an image file; ``ImageReadError`` naming the file if it cannot be read."""
     try:
         with open(path, 'rb') as f:
-            data = f.read()
+            return f.read()
     except OSError as error:
         raise ImageReadError(f'{path}: cannot read: {error.strerror}') from error
-    return decode_image(data, path)
+
+
+def read_image(path):
+    """Reads an image file as float32 ``(H, W, 3)`` BGR in ``[0, 1]``."""
+    return decode_image(read_bytes(path), path)

@@ -1,0 +1,152 @@
+"""basicsr lmdb: round trips, BasicSR compatibility, interruption, --verify, reader errors."""
+import subprocess
+import time
+
+import cv2
+import lmdb
+import numpy as np
+import pytest
+import torch
+from basicsr.data import build_dataset
+
+from conftest import BASICSR, check_ok, photo, run_basicsr
+from mh2f_plugin.cli.main import main
+from mh2f_plugin.data import lmdb_store
+from mh2f_plugin.data.layouts import LayoutError
+from test_datasets import make_rain200, write
+
+
+def make_rain1400_photos(root):
+    """Rain1400 layout with textured JPEGs: 2 clean images, 3 rainy ones each."""
+    for i in (901, 902):
+        clean = photo(i, (40, 44))
+        write(root / 'ground_truth' / f'{i}.jpg', clean)
+        for j in (1, 2, 14):
+            write(root / 'rainy_image' / f'{i}_{j}.jpg', np.clip(clean.astype(int) + 10 * j, 0, 255).astype(np.uint8))
+
+
+def dataset(root, backend, **options):
+    return build_dataset({'name': 'd', 'type': 'PairedDerainDataset', 'dataroot': str(root),
+                          'io_backend': {'type': backend}, 'phase': 'val', **options})
+
+
+def assert_same_pairs(folder_ds, lmdb_ds):
+    assert len(folder_ds) == len(lmdb_ds)
+    for a, b in zip(folder_ds, lmdb_ds):
+        assert torch.equal(a['lq'], b['lq']) and torch.equal(a['gt'], b['gt'])
+
+
+@pytest.mark.parametrize('make, pairs, clean_images', [(make_rain200, 3, 3), (make_rain1400_photos, 6, 2)])
+def test_round_trip_is_pixel_exact_and_clean_images_stored_once(tmp_path, capsys, make, pairs, clean_images):
+    make(tmp_path / 'src')
+    assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '2']) == 0
+    assert f'{pairs} pairs' in capsys.readouterr().out
+    for name in ('lq', 'gt'):
+        for file in ('data.mdb', 'lock.mdb', 'meta_info.txt'):
+            assert (tmp_path / 'out' / f'{name}.lmdb' / file).is_file()
+    assert len(lmdb_store.read_meta_info(str(tmp_path / 'out' / 'gt.lmdb'))) == clean_images
+    assert_same_pairs(dataset(tmp_path / 'src', 'disk'), dataset(tmp_path / 'out', 'lmdb'))
+    assert main(['lmdb', '--verify', str(tmp_path / 'out')]) == 0
+
+
+def test_meta_info_lines_follow_basicsr(tmp_path):
+    make_rain1400_photos(tmp_path / 'src')
+    main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1'])
+    lines = (tmp_path / 'out' / 'lq.lmdb' / 'meta_info.txt').read_text().splitlines()
+    assert lines[0] == 'rainy_image/901_1.png (40,44,3) 1'
+    assert (tmp_path / 'out' / 'pairs.txt').read_text().splitlines()[0] == 'rainy_image/901_1 ground_truth/901'
+
+
+def test_basicsr_compatible_output_is_read_by_basicsr_paired_image_dataset(tmp_path):
+    make_rain1400_photos(tmp_path / 'src')
+    main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--basicsr-compatible', '--workers', '1'])
+    stock = build_dataset({'name': 'stock', 'type': 'PairedImageDataset', 'phase': 'val', 'scale': 1,
+                           'dataroot_lq': str(tmp_path / 'out' / 'lq.lmdb'),
+                           'dataroot_gt': str(tmp_path / 'out' / 'gt.lmdb'), 'io_backend': {'type': 'lmdb'}})
+    assert_same_pairs(dataset(tmp_path / 'src', 'disk'), stock)
+    assert len(lmdb_store.read_meta_info(str(tmp_path / 'out' / 'gt.lmdb'))) == 6  # clean images repeated
+
+
+def test_keys_do_not_collide_across_subfolders(tmp_path):
+    src = tmp_path / 'src'
+    for sub in ('a', 'b'):
+        write(src / 'wet' / sub / '1.png', np.full((8, 8, 3), 40 if sub == 'a' else 80, np.uint8))
+    pairs = [lmdb_store.Pair(str(src / 'wet' / s / '1.png'), str(src / 'wet' / s / '1.png')) for s in ('a', 'b')]
+    entries, keys = lmdb_store.plan_entries(str(src), pairs, 'regex')
+    assert [k for k, _ in keys] == ['wet/a/1', 'wet/b/1']
+    with pytest.raises(LayoutError, match="would share the lq key 'x_1'"):
+        lmdb_store.plan_entries(str(src), [lmdb_store.Pair(str(src / 'x.1.png'), 'g1'),
+                                           lmdb_store.Pair(str(src / 'x_1.png'), 'g2')], 'regex')
+
+
+def test_existing_output_is_not_overwritten_without_the_flag(tmp_path, capsys):
+    make_rain200(tmp_path / 'src')
+    assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1']) == 0
+    assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1']) == 2
+    assert 'already exists; pass --overwrite' in capsys.readouterr().err
+    assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1', '--overwrite']) == 0
+
+
+def test_a_conversion_killed_part_way_is_refused_then_finished_by_a_rerun(tmp_path):
+    src = tmp_path / 'src'
+    rng = np.random.default_rng(0)
+    for i in range(600):  # incompressible noise: slow enough to be killed part-way
+        write(src / 'input' / f'{i}.png', rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+        write(src / 'target' / f'{i}.png', rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+    out = tmp_path / 'out'
+    process = subprocess.Popen([BASICSR, 'lmdb', str(src), str(out), '--workers', '1'], stderr=subprocess.PIPE,
+                               text=True)
+    progress = ''
+    while '/1200' not in progress or progress.rsplit('lmdb:', 1)[-1].strip().startswith('0%'):
+        progress += process.stderr.read(1)
+    time.sleep(0.3)
+    process.kill()
+    process.wait()
+    assert not out.exists(), 'nothing may look complete'
+    assert (tmp_path / 'out.partial').is_dir()
+    with pytest.raises(LayoutError, match=r'LMDB dataset not found \(an interrupted conversion left .*out.partial'):
+        dataset(out, 'lmdb')
+    result = check_ok(run_basicsr(['lmdb', src, out, '--workers', '2'], cwd=tmp_path))
+    encoded = int(result.stdout.split('(')[1].split()[0])
+    assert 0 < encoded < 1200, 'the rerun keeps what the killed run committed'
+    assert not (tmp_path / 'out.partial').exists()
+    assert_same_pairs(dataset(src, 'disk'), dataset(out, 'lmdb'))
+
+
+def test_verify_detects_a_corrupted_entry(tmp_path, capsys):
+    make_rain200(tmp_path / 'src')
+    main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1'])
+    env = lmdb.open(str(tmp_path / 'out' / 'gt.lmdb'))
+    with env.begin(write=True) as txn:
+        data = txn.get(b'norain/norain-2')
+        txn.put(b'norain/norain-2', data[:len(data) // 2])
+    env.close()
+    assert main(['lmdb', '--verify', str(tmp_path / 'out')]) == 2
+    captured = capsys.readouterr()
+    assert 'gt.lmdb:norain/norain-2: truncated PNG' in captured.out
+    assert '1 problem(s) found' in captured.err
+
+
+def test_key_missing_from_meta_info_is_named(tmp_path):
+    make_rain200(tmp_path / 'src')
+    main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1'])
+    meta = tmp_path / 'out' / 'lq.lmdb' / 'meta_info.txt'
+    meta.write_text(''.join(line for line in meta.read_text().splitlines(True) if 'norain-10x2' not in line))
+    with pytest.raises(LayoutError, match=r"key 'rain/X2/norain-10x2' is not in .*lq.lmdb/meta_info.txt"):
+        dataset(tmp_path / 'out', 'lmdb')
+
+
+def test_switching_an_options_file_to_lmdb_changes_only_root_and_backend(tmp_path):
+    make_rain200(tmp_path / 'src')
+    main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1'])
+    assert_same_pairs(dataset(tmp_path / 'src', 'disk', layout='auto'), dataset(tmp_path / 'out', 'lmdb', layout='auto'))
+
+
+def test_side_by_side_is_split_at_conversion(tmp_path):
+    clean, rainy = photo(1, (20, 24)), photo(2, (20, 24))
+    write(tmp_path / 'src' / 'a.png', np.concatenate([clean, rainy], 1))
+    main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--layout', 'side_by_side', '--rainy-half', 'right',
+          '--workers', '1'])
+    assert_same_pairs(dataset(tmp_path / 'src', 'disk', layout='side_by_side', rainy_half='right'),
+                      dataset(tmp_path / 'out', 'lmdb'))
+    assert cv2.imread(str(tmp_path / 'src' / 'a.png')).shape == (20, 48, 3)
