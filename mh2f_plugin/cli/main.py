@@ -2,15 +2,26 @@
 
 ``basicsr train|test -opt FILE.yml [BasicSR flags]`` runs BasicSR's own ``train_pipeline`` /
 ``test_pipeline`` with every installed plugin imported and experiment folders under the
-current directory. ``basicsr list`` prints what is registered.
+current directory; ``basicsr test`` ends with a table of the metrics per dataset.
+``basicsr derain`` restores photos without ground truth; ``basicsr list`` prints what is
+registered.
 """
 import argparse
+import csv
 import os
 import sys
 
 from mh2f_plugin import compat
+from mh2f_plugin.cli.compare import compare_networks
+from mh2f_plugin.cli.derain import derain
+from mh2f_plugin.cli.lmdb import convert_to_lmdb
 from mh2f_plugin.cli.options import OptionsError, check_options
 from mh2f_plugin.cli.plugins import PluginError, load_plugins
+from mh2f_plugin.data.image_io import ImageReadError
+from mh2f_plugin.data.layouts import LayoutError
+from mh2f_plugin.models.derain_model import METRICS_FILE, NonFiniteLossError
+
+USER_ERRORS = (OptionsError, PluginError, LayoutError, ImageReadError, NonFiniteLossError)
 
 PIPELINE_HELP = ('BasicSR flags: -opt FILE.yml [--launcher none|pytorch|slurm] [--auto_resume] [--debug] '
                  '[--local_rank N] [--force_yml key:key=value ...]')
@@ -26,14 +37,25 @@ def run_pipeline(command, argv):
     """Checks the options file, then hands ``argv`` to BasicSR's pipeline for ``command``."""
     argv = compat.normalize_launcher_args(argv)
     opt_path = _options_path(argv)
-    if opt_path is not None:
-        check_options(opt_path, is_train=command == 'train')
+    opt = check_options(opt_path, is_train=command == 'train') if opt_path is not None else None
     if command == 'train':
         from basicsr.train import train_pipeline as pipeline
     else:
         from basicsr.test import test_pipeline as pipeline
     sys.argv = [f'basicsr {command}'] + argv
     pipeline(os.getcwd())
+    metrics = os.path.join(os.getcwd(), 'results', opt['name'], METRICS_FILE) if opt else ''
+    if command == 'test' and os.path.isfile(metrics):
+        print(metrics_table(metrics))
+
+
+def metrics_table(path):
+    """The metrics CSV written by ``DerainModel`` as a Markdown table."""
+    with open(path, newline='', encoding='utf-8') as f:
+        rows = list(csv.reader(f))
+    lines = ['| ' + ' | '.join(row) + ' |' for row in rows]
+    lines.insert(1, '|' + ' --- |' * len(rows[0]))
+    return '\n'.join(lines) + f'\n(written to {path})'
 
 
 def list_registrations(argv):
@@ -46,6 +68,11 @@ COMMANDS = {
     'train': ('train a network with BasicSR\'s train_pipeline. ' + PIPELINE_HELP,
               lambda argv: run_pipeline('train', argv)),
     'test': ('test a network with BasicSR\'s test_pipeline. ' + PIPELINE_HELP, lambda argv: run_pipeline('test', argv)),
+    'derain': ('derain photos without ground truth: basicsr derain INPUT OUTPUT --weights W.pth', derain),
+    'lmdb': ('convert a dataset to LMDB: basicsr lmdb SRC OUT; check one: basicsr lmdb --verify OUT',
+             convert_to_lmdb),
+    'compare': ('compare registered restorers on one dataset: basicsr compare --arch A --arch B --data DIR',
+                compare_networks),
     'list': ('list registered archs, losses, datasets, models and metrics', list_registrations),
 }
 
@@ -60,7 +87,7 @@ def main(argv=None):
     try:
         load_plugins()
         COMMANDS[argv[0]][1](argv[1:])
-    except (OptionsError, PluginError) as error:
+    except USER_ERRORS as error:
         print(f'basicsr {argv[0]}: error: {error}', file=sys.stderr)
         return 2
     return 0
