@@ -12,7 +12,7 @@ from basicsr.data import build_dataset
 from conftest import BASICSR, check_ok, photo, run_basicsr
 from mh2f_plugin.cli.main import main
 from mh2f_plugin.data import lmdb_store
-from mh2f_plugin.data.layouts import LayoutError
+from mh2f_plugin.data.layouts import LayoutError, Pair, find_pairs
 from test_datasets import make_rain200, write
 
 
@@ -71,12 +71,12 @@ def test_keys_do_not_collide_across_subfolders(tmp_path):
     src = tmp_path / 'src'
     for sub in ('a', 'b'):
         write(src / 'wet' / sub / '1.png', np.full((8, 8, 3), 40 if sub == 'a' else 80, np.uint8))
-    pairs = [lmdb_store.Pair(str(src / 'wet' / s / '1.png'), str(src / 'wet' / s / '1.png')) for s in ('a', 'b')]
+    pairs = [Pair(str(src / 'wet' / s / '1.png'), str(src / 'wet' / s / '1.png')) for s in ('a', 'b')]
     entries, keys = lmdb_store.plan_entries(str(src), pairs, 'regex')
     assert [k for k, _ in keys] == ['wet/a/1', 'wet/b/1']
     with pytest.raises(LayoutError, match="would share the lq key 'x_1'"):
-        lmdb_store.plan_entries(str(src), [lmdb_store.Pair(str(src / 'x.1.png'), 'g1'),
-                                           lmdb_store.Pair(str(src / 'x_1.png'), 'g2')], 'regex')
+        lmdb_store.plan_entries(str(src), [Pair(str(src / 'x.1.png'), 'g1'),
+                                           Pair(str(src / 'x_1.png'), 'g2')], 'regex')
 
 
 def test_existing_output_is_not_overwritten_without_the_flag(tmp_path, capsys):
@@ -150,3 +150,15 @@ def test_side_by_side_is_split_at_conversion(tmp_path):
     assert_same_pairs(dataset(tmp_path / 'src', 'disk', layout='side_by_side', rainy_half='right'),
                       dataset(tmp_path / 'out', 'lmdb'))
     assert cv2.imread(str(tmp_path / 'src' / 'a.png')).shape == (20, 48, 3)
+
+
+def test_map_size_bounds_every_stored_entry_including_repeated_clean_images(tmp_path):
+    rng = np.random.default_rng(0)
+    write(tmp_path / 'src' / 'ground_truth' / '1.png', rng.integers(0, 256, (40, 44, 3), dtype=np.uint8))
+    for j in range(1, 15):
+        write(tmp_path / 'src' / 'rainy_image' / f'1_{j}.png', rng.integers(0, 256, (40, 44, 3), dtype=np.uint8))
+    _, pairs, _ = find_pairs(str(tmp_path / 'src'))
+    entries, _ = lmdb_store.plan_entries(str(tmp_path / 'src'), pairs, 'rain1400', basicsr_compatible=True)
+    envs = lmdb_store._open_databases(str(tmp_path), entries)
+    stored = sum(len(lmdb_store.encode_entry(e, 1)[2]) for e in entries if e.database == 'gt')
+    assert envs['gt'].info()['map_size'] - lmdb_store.MAP_SIZE_MARGIN >= stored  # 14 copies of one clean image

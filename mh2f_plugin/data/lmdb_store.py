@@ -149,14 +149,15 @@ def _encode(job):
 
 
 def size_bound(path):
-    """An upper bound of the PNG size of an image, from its header: raw pixels plus overhead."""
+    """An upper bound of the PNG size of an image, from its header: raw pixels at 2 bytes per
+    sample (PIL reports 16-bit colour as 8-bit) plus PNG overhead."""
     try:
         with Image.open(path) as img:
             width, height = img.size
-            samples = len(img.getbands()) * (2 if img.mode.startswith('I') else 1)
+            samples = len(img.getbands())
     except OSError as error:
         raise ImageReadError(f'{path}: not a readable image ({error})') from error
-    return int(width * height * samples * 1.01) + height + 4096
+    return int(width * height * samples * 2 * 1.01) + height + 4096
 
 
 def png_shape(data):
@@ -166,9 +167,12 @@ def png_shape(data):
 
 
 def _open_databases(work, entries):
+    """Opens both databases with map sizes bounding everything they will hold (every entry,
+    including clean images repeated by ``--basicsr-compatible``), each file's header read once."""
+    bounds = {path: size_bound(path) for path in {entry.path for entry in entries}}
     sizes = {name: MAP_SIZE_MARGIN for name in DATABASES}
-    for path in {(entry.database, entry.path) for entry in entries}:
-        sizes[path[0]] += size_bound(path[1])
+    for entry in entries:
+        sizes[entry.database] += bounds[entry.path]
     return {name: lmdb.open(database_path(work, name), map_size=sizes[name]) for name in DATABASES}
 
 
