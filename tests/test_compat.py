@@ -1,4 +1,6 @@
 """Each BasicSR 1.4.2 compatibility fix, checked where it acts (end-to-end checks are in test_cli)."""
+import os
+
 import numpy as np
 import torch
 
@@ -71,3 +73,27 @@ def test_cpu_model_is_wrapped_without_device_ids(monkeypatch):
     net = torch.nn.Linear(2, 2)
     assert isinstance(model.model_to_device(net), FakeDDP)
     assert wrapped['module'] is net and 'device_ids' not in wrapped
+
+
+def test_slurm_launcher_without_gpus_uses_gloo(tmp_path, monkeypatch):
+    import socket
+
+    import torch.distributed as dist
+    from basicsr.utils.dist_util import init_dist
+    scontrol = tmp_path / 'scontrol'
+    scontrol.write_text('#!/bin/sh\necho 127.0.0.1\n')
+    scontrol.chmod(0o755)
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv('PATH', f"{tmp_path}:{os.environ['PATH']}")
+    for key, value in {'SLURM_PROCID': '0', 'SLURM_NTASKS': '1', 'SLURM_NODELIST': 'node1', 'SLURM_LOCALID': '0'}.items():
+        monkeypatch.setenv(key, value)
+    for key in ('MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK', 'LOCAL_RANK'):
+        monkeypatch.delenv(key, raising=False)
+    init_dist('slurm', port=port)
+    try:
+        assert dist.get_backend() == 'gloo' and dist.get_world_size() == 1
+        assert os.environ['MASTER_ADDR'] == '127.0.0.1' and os.environ['MASTER_PORT'] == str(port)
+    finally:
+        dist.destroy_process_group()
