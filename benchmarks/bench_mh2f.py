@@ -1,11 +1,12 @@
 """MH2F-Net speed on this machine: training step, full-image forward, loss share, peak memory.
 
-Prints a Markdown table. Each measurement runs in a fresh process so that its peak memory is its
-own (CPU: peak resident set size of the process, Python and torch included; CUDA: peak allocated
-tensor memory); the parent process stays small because Linux children inherit its peak. Achieved
-GFLOP/s count 2 FLOPs per multiply-accumulate (MACs from ``mmengine.analysis``) and 3x the
-forward cost for a training step (forward + backward); the peak is a float32 matrix multiply
-measured in the same run.
+Prints a Markdown table. Each measurement runs in a fresh process; its peak memory is the growth
+from before the network is built to the end of the timed loop (weights, optimizer state and
+activations; CPU: resident set, allocator caches included; CUDA: allocated tensors), measured by
+``mh2f_plugin.cli.measure.PeakMemory``. Achieved GFLOP/s count 2 FLOPs per multiply-accumulate
+(MACs from ``mmengine.analysis``) and 3x the forward cost for a training step (forward +
+backward); "% of peak" compares them with a 2048x2048 matrix multiply measured in the same run,
+in float32, or in bfloat16 for the bf16 variants.
 
     python benchmarks/bench_mh2f.py                      # all variants, CPU
     python benchmarks/bench_mh2f.py --variants fp32 channels_last --device cuda
@@ -13,25 +14,29 @@ measured in the same run.
 import argparse
 import json
 import multiprocessing
-import resource
 import time
 
 import torch
 
-VARIANTS = ('fp32', 'channels_last', 'bf16', 'compile')
+from mh2f_plugin.cli.measure import PeakMemory, macs
+
+VARIANTS = ('fp32', 'channels_last', 'bf16', 'bf16_channels_last', 'compile')
 
 
-def matmul_peak_gflops(device, size=2048, repeats=10):
-    """Measured float32 matrix-multiply throughput, GFLOP/s."""
-    a, b = torch.rand(size, size, device=device), torch.rand(size, size, device=device)
+def matmul_peak_gflops(device, dtype=torch.float32, size=2048, repeats=10, rounds=5):
+    """Measured matrix-multiply throughput in ``dtype``, GFLOP/s: the best of ``rounds``."""
+    a, b = torch.rand(size, size, device=device, dtype=dtype), torch.rand(size, size, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    _sync(device)
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+    best = 0
+    for _ in range(rounds):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        _sync(device)
+        best = max(best, 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def _sync(device):
@@ -40,6 +45,7 @@ def _sync(device):
 
 
 def _timed(fn, device, warmup, repeats):
+    """Milliseconds per call of ``fn`` after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -50,12 +56,6 @@ def _timed(fn, device, warmup, repeats):
     return (time.perf_counter() - start) / repeats * 1e3
 
 
-def _peak_memory_mb(device):
-    if device.type == 'cuda':
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def default_network():
     import mh2f_plugin  # noqa: F401
     from mh2f_plugin.archs.mh2f_arch import MH2FNet
@@ -63,20 +63,12 @@ def default_network():
     return MH2FNet()
 
 
-def macs(net, shape):
-    """Multiply-accumulates of one forward pass at ``shape`` = (C, H, W), from mmengine."""
-    from mmengine.analysis import FlopAnalyzer
-    analyzer = FlopAnalyzer(net, torch.rand(1, *shape))
-    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    return analyzer.total()
-
-
 def build(variant, device):
     net = default_network().to(device)
-    memory_format = torch.channels_last if variant == 'channels_last' else torch.contiguous_format
+    memory_format = torch.channels_last if variant.endswith('channels_last') else torch.contiguous_format
     net = net.to(memory_format=memory_format)
     run = torch.compile(net) if variant == 'compile' else net
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=variant == 'bf16')
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=variant.startswith('bf16'))
     return net, run, memory_format, autocast
 
 
@@ -121,7 +113,7 @@ def _measure(args, task, queue):
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if task == 'peak':
-        result = {'peak_gflops': matmul_peak_gflops(device)}
+        result = {'fp32': matmul_peak_gflops(device), 'bf16': matmul_peak_gflops(device, torch.bfloat16)}
     elif task == 'macs':
         net = default_network()
         result = {'train_flops': 3 * 2 * macs(net, (3, args.crop, args.crop)) * args.batch,
@@ -130,11 +122,12 @@ def _measure(args, task, queue):
         result = {'loss_ms': loss_ms(device, args.batch, args.crop, args.repeats * 4)}
     else:
         variant, phase = task
-        if phase == 'train':
-            ms = train_step_ms(variant, device, args.batch, args.crop, args.warmup, args.repeats)
-        else:
-            ms = forward_ms(variant, device, args.height, args.width, args.warmup, args.repeats)
-        result = {'ms': ms, 'peak_mb': _peak_memory_mb(device)}
+        with PeakMemory(device) as peak:
+            if phase == 'train':
+                ms = train_step_ms(variant, device, args.batch, args.crop, args.warmup, args.repeats)
+            else:
+                ms = forward_ms(variant, device, args.height, args.width, args.warmup, args.repeats)
+        result = {'ms': ms, 'peak_mb': peak.mb}
     queue.put(result)
 
 
@@ -163,21 +156,23 @@ def main():
     parser.add_argument('--json', help='also write the results to this file')
     args = parser.parse_args()
 
-    peak = measure(args, 'peak')['peak_gflops']
+    peaks = measure(args, 'peak')
     loss = measure(args, 'loss')['loss_ms']
     device_name = torch.cuda.get_device_name() if args.device == 'cuda' else f'CPU, {args.threads} threads'
-    print(f'Device: {device_name}; fp32 matmul peak: {peak:.1f} GFLOP/s (2048x2048)')
+    print(f"Device: {device_name}; matmul peak (2048x2048, best of 5): fp32 {peaks['fp32']:.1f} GFLOP/s, "
+          f"bf16 {peaks['bf16']:.1f} GFLOP/s")
     print(f'L1SSIMLoss forward+backward, batch {args.batch} x 3x{args.crop}x{args.crop}: {loss:.2f} ms\n')
     print(f'| variant | train step ms (batch {args.batch}, {args.crop}x{args.crop}) | GFLOP/s | % of peak | '
           f'peak MB | forward ms ({args.width}x{args.height}) | GFLOP/s | % of peak | peak MB | loss share |')
     print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-    results = {'device': device_name, 'peak_gflops': peak, 'loss_ms': loss, 'variants': {}}
+    results = {'device': device_name, 'peak_gflops': peaks, 'loss_ms': loss, 'variants': {}}
     flops = measure(args, 'macs')
     for variant in args.variants:
         train = measure(args, (variant, 'train'))
         forward = measure(args, (variant, 'forward'))
         train['gflops'] = flops['train_flops'] / train['ms'] / 1e6
         forward['gflops'] = flops['forward_flops'] / forward['ms'] / 1e6
+        peak = peaks['bf16' if variant.startswith('bf16') else 'fp32']
         results['variants'][variant] = {'train': train, 'forward': forward}
         print(f"| {variant} | {train['ms']:.0f} | {train['gflops']:.1f} | {100 * train['gflops'] / peak:.0f}% | "
               f"{train['peak_mb']:.0f} | {forward['ms']:.0f} | {forward['gflops']:.1f} | "

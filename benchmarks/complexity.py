@@ -9,10 +9,11 @@ import argparse
 
 import torch
 import yaml
-from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis import parameter_count
 
 import mh2f_plugin  # noqa: F401
 from mh2f_plugin.archs.mh2f_arch import MH2FNet
+from mh2f_plugin.cli.measure import macs
 
 SIZES = ((64, 64), (321, 481))
 
@@ -20,12 +21,7 @@ SIZES = ((64, 64), (321, 481))
 def complexity(options, sizes=SIZES):
     """``(parameters, [GMACs at each (H, W)])`` of ``MH2FNet(**options)``."""
     net = MH2FNet(**options).eval()
-    gmacs = []
-    for height, width in sizes:
-        analyzer = FlopAnalyzer(net, torch.rand(1, 3, height, width))
-        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        gmacs.append(analyzer.total() / 1e9)
-    return parameter_count(net)[''], gmacs
+    return parameter_count(net)[''], [macs(net, (3, height, width)) / 1e9 for height, width in sizes]
 
 
 def main():

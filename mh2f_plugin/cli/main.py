@@ -17,6 +17,7 @@ from mh2f_plugin.cli.derain import derain
 from mh2f_plugin.cli.lmdb import convert_to_lmdb
 from mh2f_plugin.cli.options import OptionsError, check_options
 from mh2f_plugin.cli.plugins import PluginError, load_plugins
+from mh2f_plugin.cli.registrations import format_registrations, registrations
 from mh2f_plugin.data.image_io import ImageReadError
 from mh2f_plugin.data.layouts import LayoutError
 from mh2f_plugin.models.derain_model import METRICS_FILE, NonFiniteLossError
@@ -59,7 +60,6 @@ def metrics_table(path):
 
 
 def list_registrations(argv):
-    from mh2f_plugin.cli.registrations import format_registrations, registrations
     argparse.ArgumentParser(prog='basicsr list', description='Print every registered component.').parse_args(argv)
     print(format_registrations(registrations()))
 
