@@ -55,7 +55,8 @@ def run_basicsr(args, cwd, env=None, launcher=None, timeout=600):
 
 
 def check_ok(result):
-    assert result.returncode == 0, f'exit {result.returncode}\nstdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}'
+    assert result.returncode == 0, (f'exit {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n'
+                                    f'stderr:\n{result.stderr[-4000:]}')
     return result
 
 

@@ -75,8 +75,9 @@ def test_compare_after_a_shared_short_training(tmp_path, monkeypatch):
     make_input_target(tmp_path / 'data')
     (tmp_path / 'datasets').symlink_to(REPO / 'datasets')
     monkeypatch.chdir(tmp_path)
-    assert main(['compare'] + TINY + ['--data', 'datasets/demo/val', '--recipe', str(REPO / 'options/train_mh2f_demo.yml'),
-                                      '--train-iters', '2', '--size', '32x32', '--out', 'out']) == 0
+    recipe = str(REPO / 'options/train_mh2f_demo.yml')
+    assert main(['compare'] + TINY + ['--data', 'datasets/demo/val', '--recipe', recipe, '--train-iters', '2',
+                                      '--size', '32x32', '--out', 'out']) == 0
     rows = read_table(tmp_path / 'out')
     assert len(rows) == 2
     for row in rows:
@@ -97,6 +98,6 @@ def test_stock_basicsr_arch_in_a_comparison(tmp_path):
     make_input_target(tmp_path / 'data')
     assert main(['compare', '--arch', 'RIDNet:{in_channels: 3, mid_channels: 16, out_channels: 3}', '--arch',
                  'SwinIR:{upscale: 1, upsampler: "", img_size: 16, window_size: 4, embed_dim: 12, depths: [1], '
-                 'num_heads: [2], mlp_ratio: 1}', '--data', str(tmp_path / 'data'), '--size', '32x32',
+                 'num_heads: [2], mlp_ratio: 1}', '--data', str(tmp_path / 'data'), '--size', '37x29',
                  '--out', str(tmp_path / 'out')]) == 0
     assert [r['network'] for r in read_table(tmp_path / 'out')] == ['RIDNet', 'SwinIR']

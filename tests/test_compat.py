@@ -53,7 +53,8 @@ def test_local_rank_spelling_of_torch_launchers():
 
 def test_test_mode_options_get_an_empty_suffix(tmp_path, monkeypatch):
     import basicsr.test
-    (tmp_path / 'o.yml').write_text('name: x\nnum_gpu: 0\nmanual_seed: 1\ndatasets: {}\npath: {}\nval: {save_img: true}\n')
+    (tmp_path / 'o.yml').write_text('name: x\nnum_gpu: 0\nmanual_seed: 1\ndatasets: {}\npath: {}\n'
+                                    'val: {save_img: true}\n')
     monkeypatch.setattr('sys.argv', ['basicsr test', '-opt', str(tmp_path / 'o.yml')])
     opt, _ = basicsr.test.parse_options(str(tmp_path), is_train=False)
     assert opt['val']['suffix'] is None
@@ -87,7 +88,8 @@ def test_slurm_launcher_without_gpus_uses_gloo(tmp_path, monkeypatch):
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     monkeypatch.setenv('PATH', f"{tmp_path}:{os.environ['PATH']}")
-    for key, value in {'SLURM_PROCID': '0', 'SLURM_NTASKS': '1', 'SLURM_NODELIST': 'node1', 'SLURM_LOCALID': '0'}.items():
+    slurm = {'SLURM_PROCID': '0', 'SLURM_NTASKS': '1', 'SLURM_NODELIST': 'node1', 'SLURM_LOCALID': '0'}
+    for key, value in slurm.items():
         monkeypatch.setenv(key, value)
     for key in ('MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK', 'LOCAL_RANK'):
         monkeypatch.delenv(key, raising=False)

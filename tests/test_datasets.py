@@ -137,8 +137,8 @@ def test_spa_list_missing_files_are_reported_and_only_allowed_on_request(tmp_pat
     write_pair(tmp_path / 'a' / '1.png', tmp_path / 'b' / '1.png', 1)
     lines = ['/a/1.png /b/1.png'] + [f'/a/{k}.png /b/{k}.png' for k in range(2, 10)]
     (tmp_path / 'list.txt').write_text('\n'.join(lines))
-    with pytest.raises(LayoutError, match=r'list.txt: 8 listed file\(s\) are missing \(line 2: /a/2.png and /b/2.png, line 3: .*'
-                       r'and 3 more\); set allow_missing: true'):
+    with pytest.raises(LayoutError, match=r'list.txt: 8 listed file\(s\) are missing '
+                       r'\(line 2: /a/2.png and /b/2.png, line 3: .*and 3 more\); set allow_missing: true'):
         dataset(tmp_path, layout='spa_list', list_file='list.txt')
     assert_correctly_paired(dataset(tmp_path, layout='spa_list', list_file='list.txt', allow_missing=True), 1)
 

@@ -5,7 +5,8 @@ from basicsr.models import build_model
 
 from mh2f_plugin.archs.mh2f_arch import MH2FNet
 from mh2f_plugin.models.derain_model import DerainModel, NonFiniteLossError
-from mh2f_plugin.models.inference import pad_forward, restore, self_ensemble, tile_spans, tiled_forward
+from mh2f_plugin.models.inference import (pad_forward, padded_size, restore, self_ensemble, size_multiple, tile_spans,
+                                          tiled_forward)
 
 
 def tiny_net():
@@ -62,6 +63,17 @@ def test_self_ensemble_of_an_equivariant_map_is_the_map_and_of_others_averages()
     with torch.no_grad():
         out = restore(net, img, tile=8, tile_overlap=4, multiple=4, ensemble=True)
     assert out.shape == img.shape
+
+
+def test_size_multiple_of_each_kind_of_network():
+    from basicsr.archs.swinir_arch import SwinIR
+    swinir = SwinIR(upscale=1, upsampler='', img_size=16, window_size=4, embed_dim=12, depths=[1], num_heads=[2],
+                    mlp_ratio=1).eval()
+    assert size_multiple(tiny_net()) == 4 and size_multiple(swinir) == 4
+    assert size_multiple(torch.nn.Conv2d(3, 3, 3)) == 1
+    assert padded_size(37, 4) == 40 and padded_size(36, 4) == 36
+    with torch.no_grad():
+        assert restore(swinir, torch.rand(1, 3, 17, 23), multiple=size_multiple(swinir)).shape == (1, 3, 17, 23)
 
 
 def model_options(tmp_path, **extra):

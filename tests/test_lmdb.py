@@ -139,7 +139,8 @@ def test_key_missing_from_meta_info_is_named(tmp_path):
 def test_switching_an_options_file_to_lmdb_changes_only_root_and_backend(tmp_path):
     make_rain200(tmp_path / 'src')
     main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1'])
-    assert_same_pairs(dataset(tmp_path / 'src', 'disk', layout='auto'), dataset(tmp_path / 'out', 'lmdb', layout='auto'))
+    assert_same_pairs(dataset(tmp_path / 'src', 'disk', layout='auto'),
+                      dataset(tmp_path / 'out', 'lmdb', layout='auto'))
 
 
 def test_side_by_side_is_split_at_conversion(tmp_path):

@@ -30,7 +30,7 @@ from mh2f_plugin.cli.derain import load_weights
 from mh2f_plugin.cli.measure import PeakMemory, macs
 from mh2f_plugin.cli.options import OptionsError, load_options, registered
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
-from mh2f_plugin.models.inference import restore
+from mh2f_plugin.models.inference import padded_size, restore, size_multiple
 
 COLUMNS = ('network', 'parameters (M)', 'GMACs', 'ms / image', 'peak MB / image', 'PSNR', 'SSIM')
 
@@ -105,9 +105,9 @@ def dict_tree(node):
     return {k: dict_tree(v) for k, v in node.items()} if isinstance(node, dict) else node
 
 
-def evaluate(net, dataset, device, with_metrics):
-    """Mean ms and peak MB per image, and mean PSNR/SSIM (Y, no crop) when ``with_metrics``."""
-    multiple = getattr(net, 'size_multiple', 1)
+def evaluate(net, dataset, device, multiple, with_metrics):
+    """Mean ms and peak MB per image, and mean PSNR/SSIM (Y, no crop) when ``with_metrics``;
+    inputs are padded to ``multiple``."""
     times, peaks, psnrs, ssims = [], [], [], []
     for item in dataset:
         lq = item['lq'][None].to(device)
@@ -152,9 +152,10 @@ def compare_networks(argv):
             net.load_state_dict(load_weights(path))
         net = net.to(device).eval()
         params = sum(p.numel() for p in net.parameters())
+        multiple = size_multiple(net)
         with torch.no_grad():
-            gmacs = macs(net, (3, height, width)) / 1e9
-        ms, peak, psnr, ssim = evaluate(net, dataset, device, with_metrics=path is not None)
+            gmacs = macs(net, (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
+        ms, peak, psnr, ssim = evaluate(net, dataset, device, multiple, with_metrics=path is not None)
         rows.append([label, f'{params / 1e6:.3f}', f'{gmacs:.2f}', f'{ms:.1f}', f'{peak:.0f}',
                      f'{psnr:.2f}' if psnr is not None else '', f'{ssim:.4f}' if ssim is not None else ''])
     columns = list(COLUMNS)

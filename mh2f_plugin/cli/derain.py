@@ -14,7 +14,7 @@ from mh2f_plugin.cli.options import OptionsError, load_options
 from mh2f_plugin.data.image_io import ImageReadError, read_image
 from mh2f_plugin.data.layouts import IMAGE_EXTENSIONS, image_files
 from mh2f_plugin.models.derain_model import AMP_DTYPES
-from mh2f_plugin.models.inference import restore
+from mh2f_plugin.models.inference import restore, size_multiple
 
 PARAM_KEYS = ('params_ema', 'params')
 
@@ -30,9 +30,11 @@ def parse_args(argv):
     parser.add_argument('--param-key', choices=PARAM_KEYS, help='default: params_ema if present, else params')
     parser.add_argument('--tile', type=int, help='tile size in pixels for images too large for memory')
     parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles')
-    parser.add_argument('--pad-multiple', type=int, help="default: the network's size_multiple, or 1")
+    parser.add_argument('--pad-multiple', type=int,
+                        help='default: what the network needs (size_multiple, window_size, or 1)')
     parser.add_argument('--self-ensemble', action='store_true', help='average the 8 flips/transposes')
-    parser.add_argument('--side-by-side', action='store_true', help='also write NAME_side_by_side.png (rainy | derained)')
+    parser.add_argument('--side-by-side', action='store_true',
+                        help='also write NAME_side_by_side.png (rainy | derained)')
     parser.add_argument('--amp', choices=['bf16', 'fp16'], help='autocast dtype (default: float32)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     return parser.parse_args(argv)
@@ -91,7 +93,7 @@ def derain(argv):
         raise OptionsError(f'{args.weights}: does not fit {net.__class__.__name__}: {error}') from error
     device = torch.device(args.device)
     net = net.to(device).eval()
-    multiple = args.pad_multiple or getattr(net, 'size_multiple', 1)
+    multiple = args.pad_multiple or size_multiple(net)
     autocast = torch.autocast(device.type, dtype=AMP_DTYPES[args.amp], enabled=args.amp is not None)
     for path in tqdm(files, unit='image', desc='derain'):
         try:

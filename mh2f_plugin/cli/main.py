@@ -81,7 +81,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(
         prog='basicsr', description='BasicSR with every installed plugin (entry-point group basicsr.plugins).')
-    parser.add_argument('command', choices=sorted(COMMANDS), help='; '.join(f'{k}: {v[0]}' for k, v in COMMANDS.items()))
+    parser.add_argument('command', choices=sorted(COMMANDS),
+                        help='; '.join(f'{name}: {text}' for name, (text, _) in COMMANDS.items()))
     if not argv or argv[0] in ('-h', '--help') or argv[0] not in COMMANDS:
         parser.parse_args(argv[:1])
     try:

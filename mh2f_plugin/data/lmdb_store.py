@@ -1,12 +1,12 @@
 """The on-disk form of a paired dataset converted to LMDB, as ``basicsr lmdb`` writes it.
 
-``OUT/lq.lmdb`` and ``OUT/gt.lmdb`` are BasicSR LMDBs (``data.mdb``, ``lock.mdb`` and
-``meta_info.txt`` with ``key (h,w,c) compression_level`` lines, values PNG bytes); ``OUT/pairs.txt``
-holds one ``lq_key gt_key`` line per pair, so that a clean image shared by many rainy ones
-(Rain1400) is stored once. Keys are the images' paths relative to the dataset root, without
-extension, with blanks and dots made '_' (BasicSR reads a meta_info key up to its first dot and
-writes lines as ``key.png (h,w,c) level``; so do we). Conversion writes ``OUT.partial`` and renames it to ``OUT`` when complete, so an
-``OUT`` that exists is complete; a rerun of an interrupted conversion keeps what was committed.
+``OUT/lq.lmdb`` and ``OUT/gt.lmdb`` are BasicSR LMDBs: ``data.mdb``, ``lock.mdb`` and
+``meta_info.txt`` with ``key.png (h,w,c) compression_level`` lines as BasicSR writes them (its
+reader keeps a key up to the first dot), values PNG bytes. ``OUT/pairs.txt`` holds one
+``lq_key gt_key`` line per pair, so that a clean image shared by many rainy ones (Rain1400) is
+stored once. Keys are the images' paths relative to the dataset root, without extension, blanks
+and dots made '_'. Conversion writes ``OUT.partial`` and renames it to ``OUT`` when complete, so
+an ``OUT`` that exists is complete; a rerun of an interrupted conversion keeps what was committed.
 """
 import contextlib
 import json
@@ -49,7 +49,8 @@ def read_meta_info(db_path):
             if not fields:
                 continue
             if len(fields) != 3:
-                raise LayoutError(f'{meta_path}:{number}: expected "key (h,w,c) compression_level", got {line.strip()!r}')
+                raise LayoutError(f'{meta_path}:{number}: expected "key (h,w,c) compression_level", '
+                                  f'got {line.strip()!r}')
             entries[fields[0].removesuffix('.png')] = tuple(int(v) for v in fields[1].strip('()').split(','))
     return entries
 

@@ -1,8 +1,8 @@
 """``DerainModel``: BasicSR's ``SRModel`` with what deraining needs on top.
 
-* Test and validation take images of any size (``val.pad_multiple``, by default the network's
-  ``size_multiple`` or 1), optionally in overlapping tiles (``val.tile``, ``val.tile_overlap``)
-  and with the x8 self-ensemble (``val.self_ensemble``); always with the bare network, so a
+* Test and validation take images of any size (``val.pad_multiple``, by default what the
+  network needs: ``inference.size_multiple``), optionally in overlapping tiles (``val.tile``,
+  ``val.tile_overlap``) and with the x8 self-ensemble (``val.self_ensemble``); always with the bare network, so a
   validation on rank 0 alone never waits on the other ranks.
 * ``amp: bf16 | fp16`` runs the network under autocast (fp16 with a gradient scaler) and
   ``channels_last: true`` stores it channels-last; losses are computed in float32. Both are off
@@ -24,7 +24,7 @@ import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from mh2f_plugin.models.inference import restore
+from mh2f_plugin.models.inference import restore, size_multiple
 
 AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 METRICS_FILE = 'metrics.csv'
@@ -95,7 +95,7 @@ class DerainModel(SRModel):
     def test(self):
         val_opt = self.opt.get('val') or {}
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
-        multiple = val_opt.get('pad_multiple', getattr(net, 'size_multiple', 1))
+        multiple = val_opt.get('pad_multiple') or size_multiple(net)
         was_training = net.training
         net.eval()
         with torch.no_grad(), self.autocast():

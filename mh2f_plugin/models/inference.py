@@ -4,8 +4,23 @@ Images are ``(B, C, H, W)``; ``net`` maps them to the same spatial size. ``resto
 the three: tiles bound memory, padding lets networks that need sizes divisible by ``multiple``
 take any size, and the self-ensemble averages the eight flips and transposes.
 """
-import torch
+import math
+
 import torch.nn.functional as F
+
+
+def size_multiple(net):
+    """The multiple that ``net`` needs input sizes to be: its ``size_multiple`` (MH2FNet: 4), else
+    the least common multiple of its modules' integer ``window_size`` (windowed transformers such
+    as BasicSR's SwinIR, which do not pad), else 1."""
+    if getattr(net, 'size_multiple', None):
+        return net.size_multiple
+    return math.lcm(*(m.window_size for m in net.modules() if isinstance(getattr(m, 'window_size', None), int)))
+
+
+def padded_size(size, multiple):
+    """``size`` rounded up to a multiple of ``multiple``."""
+    return -(-size // multiple) * multiple
 
 
 def pad_forward(net, img, multiple):
