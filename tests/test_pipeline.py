@@ -63,7 +63,7 @@ def test_derain_keeps_odd_sizes_with_tiles_and_side_by_side(demo_run, tmp_path):
         assert cv2.imread(str(out / f'{stem}.png')).shape == (height, width, 3)
         assert cv2.imread(str(out / f'{stem}_side_by_side.png')).shape == (height, 2 * width, 3)
     single = tmp_path / 'single.png'
-    check_ok(run_basicsr(['derain', photos / 'a.jpg', single, '--weights', weights,
+    check_ok(run_basicsr(['derain', photos / 'a.jpg', single, '--weights', weights, '--channels-last',
                           '--arch-opt', '{num_feat: 16, num_blocks: 4}'], cwd=tmp_path))
     assert cv2.imread(str(single)).shape == (37, 53, 3)
 

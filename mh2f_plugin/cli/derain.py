@@ -36,6 +36,7 @@ def parse_args(argv):
     parser.add_argument('--side-by-side', action='store_true',
                         help='also write NAME_side_by_side.png (rainy | derained)')
     parser.add_argument('--amp', choices=['bf16', 'fp16'], help='autocast dtype (default: float32)')
+    parser.add_argument('--channels-last', action='store_true', help='channels-last memory format (faster on CPUs)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     return parser.parse_args(argv)
 
@@ -92,7 +93,8 @@ def derain(argv):
     except RuntimeError as error:
         raise OptionsError(f'{args.weights}: does not fit {net.__class__.__name__}: {error}') from error
     device = torch.device(args.device)
-    net = net.to(device).eval()
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    net = net.to(device, memory_format=memory_format).eval()
     multiple = args.pad_multiple or size_multiple(net)
     autocast = torch.autocast(device.type, dtype=AMP_DTYPES[args.amp], enabled=args.amp is not None)
     for path in tqdm(files, unit='image', desc='derain'):
@@ -100,7 +102,7 @@ def derain(argv):
             rainy = read_image(path)
         except ImageReadError as error:
             raise OptionsError(str(error)) from error
-        lq = img2tensor(rainy, bgr2rgb=True, float32=True)[None].to(device)
+        lq = img2tensor(rainy, bgr2rgb=True, float32=True)[None].to(device, memory_format=memory_format)
         with torch.no_grad(), autocast:
             out = restore(net, lq, args.tile, args.tile_overlap, multiple, args.self_ensemble).float()
         derained = tensor2img(out.cpu())
