@@ -14,6 +14,7 @@ import mh2f_plugin  # noqa: F401  (first: fixes BasicSR 1.4.2 imports before any
 
 REPO = Path(__file__).resolve().parents[1]
 BASICSR = str(Path(sys.executable).with_name('basicsr'))
+TORCHRUN = str(Path(sys.executable).with_name('torchrun'))  # the venv's, activated or not
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'immunohistochemistry', 'hubble_deep_field')
 
 

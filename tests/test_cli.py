@@ -4,7 +4,7 @@ import re
 import pytest
 import torch
 
-from conftest import check_ok, run_basicsr, write_yaml
+from conftest import TORCHRUN, check_ok, run_basicsr, write_yaml
 from mh2f_plugin.cli.main import main
 
 
@@ -103,7 +103,7 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path, paired_data
     path = write_yaml(tmp_path / 'ddp.yml', options)
     result = run_basicsr(['train', '-opt', path, '--launcher', 'pytorch'], cwd=tmp_path,
                          env={'BASICSR_PLUGINS': 'rank_dump_plugin'},
-                         launcher=['torchrun', '--standalone', '--nproc_per_node=2'])
+                         launcher=[TORCHRUN, '--standalone', '--nproc_per_node=2'])
     check_ok(result)
     run = tmp_path / 'experiments' / 'ddp_run'
     log = read_logs(run, 'train')

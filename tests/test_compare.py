@@ -66,6 +66,7 @@ def test_compare_untrained_networks_gives_complexity_and_speed(tmp_path, capsys)
     assert float(rows[0]['parameters (M)']) == pytest.approx(
         count(ARCH_REGISTRY.get('MH2FNet')(num_feat=8, num_blocks=2)) / 1e6, abs=1e-3)
     assert all(float(r['GMACs (64x48)']) > 0 and float(r['ms / image']) > 0 for r in rows)
+    assert all(float(r['peak MB / image']) > 0 for r in rows), 'each network is measured in a fresh process'
     assert rows[0]['PSNR'] == ''  # no weights, no training: no quality numbers
     assert '| MH2FNet |' in capsys.readouterr().out
 

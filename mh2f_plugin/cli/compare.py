@@ -12,6 +12,7 @@ with the shared ``--recipe`` for ``--train-iters`` iterations. Writes ``OUT/comp
 """
 import argparse
 import csv
+import multiprocessing
 import os
 import re
 import statistics
@@ -29,6 +30,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from mh2f_plugin.cli.derain import load_weights
 from mh2f_plugin.cli.measure import PeakMemory, macs
 from mh2f_plugin.cli.options import OptionsError, load_options, registered
+from mh2f_plugin.cli.plugins import load_plugins
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
 from mh2f_plugin.models.inference import padded_size, restore, size_multiple
 
@@ -131,6 +133,28 @@ def _mean_or_none(values):
     return statistics.fmean(values) if values else None
 
 
+def measure(network_opt, weights_path, args):
+    """``(parameters, GMACs, ms, peak MB, PSNR, SSIM)`` of one network, measured in this process.
+
+    Run by ``compare_networks`` in a fresh process per network, so that no allocator cache of an
+    earlier network hides this one's memory. GMACs are counted last for the same reason.
+    """
+    load_plugins()
+    device = torch.device(args.device)
+    dataset = PairedDerainDataset({'name': 'compare', 'dataroot': args.data, 'layout': args.layout,
+                                   'io_backend': {'type': 'disk'}, 'phase': 'val'})
+    net = build_network(network_opt)
+    if weights_path:
+        net.load_state_dict(load_weights(weights_path))
+    net = net.to(device).eval()
+    multiple = size_multiple(net)
+    ms, peak, psnr, ssim = evaluate(net, dataset, device, multiple, with_metrics=weights_path is not None)
+    width, height = (int(v) for v in args.size.split('x'))
+    with torch.no_grad():
+        gmacs = macs(net, (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
+    return sum(p.numel() for p in net.parameters()), gmacs, ms, peak, psnr, ssim
+
+
 def compare_networks(argv):
     args = parse_args(argv)
     specs = network_specs(args)
@@ -140,27 +164,19 @@ def compare_networks(argv):
         raise OptionsError(f"--weights for unknown label(s) {', '.join(sorted(unknown))}; "
                            f"labels: {', '.join(label for label, _ in specs)}")
     os.makedirs(args.out, exist_ok=True)
-    dataset = PairedDerainDataset({'name': 'compare', 'dataroot': args.data, 'layout': args.layout,
-                                   'io_backend': {'type': 'disk'}, 'phase': 'val'})
-    width, height = (int(v) for v in args.size.split('x'))
-    device = torch.device(args.device)
+    count = len(PairedDerainDataset({'name': 'compare', 'dataroot': args.data, 'layout': args.layout,
+                                     'io_backend': {'type': 'disk'}, 'phase': 'val'}))
     rows = []
     for label, network_opt in specs:
         path = weights.get(label) or (train(label, network_opt, args) if args.train_iters else None)
-        net = build_network(network_opt)
-        if path:
-            net.load_state_dict(load_weights(path))
-        net = net.to(device).eval()
-        params = sum(p.numel() for p in net.parameters())
-        multiple = size_multiple(net)
-        with torch.no_grad():
-            gmacs = macs(net, (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
-        ms, peak, psnr, ssim = evaluate(net, dataset, device, multiple, with_metrics=path is not None)
-        rows.append([label, f'{params / 1e6:.3f}', f'{gmacs:.2f}', f'{ms:.1f}', f'{peak:.0f}',
+        with multiprocessing.get_context('spawn').Pool(1) as pool:
+            params, gmacs, ms, peak, psnr, ssim = pool.apply(measure, (network_opt, path, args))
+        rows.append([label, f'{params / 1e6:.3f}', f'{gmacs:.2f}', f'{ms:.1f}', f'{peak:.1f}',
                      f'{psnr:.2f}' if psnr is not None else '', f'{ssim:.4f}' if ssim is not None else ''])
     columns = list(COLUMNS)
-    columns[2] = f'GMACs ({width}x{height})'
-    write_outputs(args.out, columns, rows, f'{len(dataset)} images of {args.data}, {device.type}')
+    columns[2] = f'GMACs ({args.size})'
+    write_outputs(args.out, columns, rows, f'{count} images of {args.data}, {args.device}; each network measured '
+                  'in a fresh process, peak MB being the memory growth while restoring one image')
 
 
 def write_outputs(out, columns, rows, caption):
