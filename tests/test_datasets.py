@@ -143,6 +143,13 @@ def test_spa_list_missing_files_are_reported_and_only_allowed_on_request(tmp_pat
     assert_correctly_paired(dataset(tmp_path, layout='spa_list', list_file='list.txt', allow_missing=True), 1)
 
 
+def test_spa_list_line_with_one_path_is_named(tmp_path):
+    write_pair(tmp_path / 'a' / '1.png', tmp_path / 'b' / '1.png', 1)
+    (tmp_path / 'list.txt').write_text('/a/1.png /b/1.png\n\n/a/1.png\n')
+    with pytest.raises(LayoutError, match=r'list.txt:3: expected "rainy_path gt_path", got \'/a/1.png\''):
+        dataset(tmp_path, layout='spa_list', list_file='list.txt')
+
+
 def test_regex_layout(tmp_path):
     for i in (1, 2):
         write_pair(tmp_path / 'wet' / f'{i}_rain.png', tmp_path / 'dry' / f'{i}_clean.png', i)

@@ -136,6 +136,17 @@ def test_key_missing_from_meta_info_is_named(tmp_path):
         dataset(tmp_path / 'out', 'lmdb')
 
 
+def test_a_malformed_pairs_line_is_named_with_its_line_number(tmp_path):
+    make_rain1400_photos(tmp_path / 'src')
+    main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1'])
+    pairs = tmp_path / 'out' / 'pairs.txt'
+    lines = pairs.read_text().splitlines()
+    lines[3] = lines[3].split()[0]
+    pairs.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(LayoutError, match=r'pairs.txt:4: expected "lq_key gt_key", got \'rainy_image/902_1\''):
+        dataset(tmp_path / 'out', 'lmdb')
+
+
 def test_switching_an_options_file_to_lmdb_changes_only_root_and_backend(tmp_path):
     make_rain200(tmp_path / 'src')
     main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1'])

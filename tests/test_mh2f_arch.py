@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
 import mh2f_plugin  # noqa: F401
-from mh2f_plugin.archs.mh2f_arch import HADB, MHEB, ConcatFusion, MH2FNet, pad_to_multiple
+from mh2f_plugin.archs.arch_util import pad_to_multiple
+from mh2f_plugin.archs.mh2f_arch import HADB, MHEB, ConcatFusion, MH2FNet
 
 TINY = dict(num_feat=8, num_blocks=3)
 
@@ -71,8 +72,15 @@ def test_eval_output_is_deterministic():
 
 def test_sizes_that_are_multiples_of_four_are_not_padded():
     x = torch.rand(1, 3, 16, 12)
-    assert pad_to_multiple(x) is x
-    assert pad_to_multiple(torch.rand(1, 3, 17, 12)).shape[-2:] == (20, 12)
+    assert pad_to_multiple(x, 4) is x
+    assert pad_to_multiple(torch.rand(1, 3, 17, 12), 4).shape[-2:] == (20, 12)
+
+
+def test_images_smaller_than_the_pad_are_replicate_padded():
+    x = torch.rand(1, 3, 2, 9)
+    padded = pad_to_multiple(x, 8)
+    assert padded.shape[-2:] == (8, 16)
+    assert torch.equal(padded, F.pad(x, (0, 7, 0, 6), mode='replicate'))
 
 
 def test_odd_sizes_are_reflect_padded_then_cropped_back():

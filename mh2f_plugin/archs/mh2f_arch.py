@@ -1,7 +1,7 @@
 """MH2F-Net: Multi-scale Hourglass Hierarchical Fusion Network for single-image deraining.
 
 Chen, Huang and Xu. The layer widths are not published; the choices below are the defaults of
-``../shared/design/mh2f_net.md`` and every alternative it names is a constructor option.
+the project's reading of the paper, and every alternative it names is a constructor option.
 
 Shapes: images are ``(B, num_in_ch, H, W)`` in [0, 1], any ``H, W``; features are
 ``(B, num_feat, H', W')`` with ``H', W'`` the size padded to a multiple of 4.
@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from basicsr.archs.rcan_arch import ChannelAttention
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
+
+from mh2f_plugin.archs.arch_util import pad_to_multiple
 
 ACTIVATIONS = {'lrelu': lambda: nn.LeakyReLU(0.2, inplace=True), 'relu': lambda: nn.ReLU(inplace=True)}
 HIERARCHY_FUSIONS = ('hadb', 'concat')
@@ -164,20 +166,6 @@ class FinalConcatFusion(ConcatFusion):
         return super().forward([shallow, extracted, distilled])
 
 
-def pad_to_multiple(x, multiple=SIZE_MULTIPLE):
-    """Reflect-pads ``(B, C, H, W)`` on the bottom and right to multiples of ``multiple``.
-
-    Returns the padded tensor; sizes below ``multiple`` are replicate-padded (reflection needs
-    more pixels than the pad).
-    """
-    h, w = x.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    mode = 'reflect' if min(h, w) >= multiple else 'replicate'
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
-
 @ARCH_REGISTRY.register()
 class MH2FNet(nn.Module):
     """MH2F-Net: ``(B, num_in_ch, H, W) -> (B, num_out_ch, H, W)`` for any ``H, W``.
@@ -233,7 +221,7 @@ class MH2FNet(nn.Module):
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        shallow = self.conv_first(pad_to_multiple(x))
+        shallow = self.conv_first(pad_to_multiple(x, SIZE_MULTIPLE))
         outputs = []
         feature = shallow
         for block in self.blocks:

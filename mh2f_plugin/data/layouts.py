@@ -120,6 +120,23 @@ def pair_folder(root, layout):
     return pairs
 
 
+def read_records(path, form):
+    """Yields ``(line_number, fields)`` for each non-blank line of the text file ``path``.
+
+    ``form`` names the fields a line holds, space-separated (e.g. ``"rainy_path gt_path"``); a line
+    with another number of fields raises a ``LayoutError`` naming ``path``, the line and ``form``.
+    """
+    width = len(form.split())
+    with open(path, encoding='utf-8') as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != width:
+                raise LayoutError(f'{path}:{number}: expected "{form}", got {line.strip()!r}')
+            yield number, fields
+
+
 def pair_list_file(root, list_file, allow_missing=False):
     """SPA-Data: a list file of ``rainy_path gt_path`` lines relative to ``root`` (a leading
     ``/`` or ``./`` is ignored). Pairs whose files are missing are an error unless
@@ -128,19 +145,13 @@ def pair_list_file(root, list_file, allow_missing=False):
     if not os.path.isfile(list_path):
         raise LayoutError(f'{list_path}: list file not found')
     pairs, missing = [], []
-    with open(list_path, encoding='utf-8') as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise LayoutError(f'{list_path}:{number}: expected "rainy_path gt_path", got {line.strip()!r}')
-            lq, gt = (os.path.join(root, os.path.normpath(p.lstrip('/'))) for p in fields)
-            absent = [field for field, path in zip(fields, (lq, gt)) if not os.path.isfile(path)]
-            if absent:
-                missing.append(f'line {number}: {" and ".join(absent)}')
-            else:
-                pairs.append(Pair(lq, gt))
+    for number, fields in read_records(list_path, 'rainy_path gt_path'):
+        lq, gt = (os.path.join(root, os.path.normpath(p.lstrip('/'))) for p in fields)
+        absent = [field for field, path in zip(fields, (lq, gt)) if not os.path.isfile(path)]
+        if absent:
+            missing.append(f'line {number}: {" and ".join(absent)}')
+        else:
+            pairs.append(Pair(lq, gt))
     if missing and not allow_missing:
         raise LayoutError(f'{list_path}: {len(missing)} listed file(s) are missing ({_listing(missing)}); '
                           'set allow_missing: true to train on the remaining pairs')

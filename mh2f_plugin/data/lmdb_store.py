@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mh2f_plugin.data.image_io import ImageReadError, decode_raw, read_bytes, to_float_bgr
-from mh2f_plugin.data.layouts import LayoutError, Pair
+from mh2f_plugin.data.layouts import LayoutError, Pair, read_records
 
 PAIRS_FILE = 'pairs.txt'
 META_FILE = 'meta_info.txt'
@@ -42,17 +42,8 @@ def database_path(root, name):
 def read_meta_info(db_path):
     """``{key: (h, w, c)}`` from ``db_path/meta_info.txt``."""
     meta_path = os.path.join(db_path, META_FILE)
-    entries = {}
-    with open(meta_path, encoding='utf-8') as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 3:
-                raise LayoutError(f'{meta_path}:{number}: expected "key (h,w,c) compression_level", '
-                                  f'got {line.strip()!r}')
-            entries[fields[0].removesuffix('.png')] = tuple(int(v) for v in fields[1].strip('()').split(','))
-    return entries
+    return {fields[0].removesuffix('.png'): tuple(int(v) for v in fields[1].strip('()').split(','))
+            for _, fields in read_records(meta_path, 'key (h,w,c) compression_level')}
 
 
 def check_complete(root):
@@ -78,8 +69,7 @@ def read_pairs(root):
     lq_meta, gt_meta = (read_meta_info(database_path(root, name)) for name in DATABASES)
     pairs_path = os.path.join(root, PAIRS_FILE)
     if os.path.isfile(pairs_path):
-        with open(pairs_path, encoding='utf-8') as f:
-            pairs = [Pair(*line.split()) for line in f if line.strip()]
+        pairs = [Pair(*fields) for _, fields in read_records(pairs_path, 'lq_key gt_key')]
     elif lq_meta.keys() == gt_meta.keys():
         pairs = [Pair(key, key) for key in sorted(lq_meta)]
     else:

@@ -6,7 +6,7 @@ take any size, and the self-ensemble averages the eight flips and transposes.
 """
 import math
 
-import torch.nn.functional as F
+from mh2f_plugin.archs.arch_util import pad_to_multiple
 
 
 def size_multiple(net):
@@ -26,11 +26,7 @@ def padded_size(size, multiple):
 def pad_forward(net, img, multiple):
     """``net(img)`` with ``img`` reflect-padded (bottom, right) to multiples of ``multiple``, cropped back."""
     height, width = img.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    if pad_h == 0 and pad_w == 0:
-        return net(img)
-    mode = 'reflect' if min(height, width) > max(pad_h, pad_w) else 'replicate'
-    return net(F.pad(img, (0, pad_w, 0, pad_h), mode=mode))[..., :height, :width]
+    return net(pad_to_multiple(img, multiple))[..., :height, :width]
 
 
 def tile_spans(size, tile, overlap, multiple):
