@@ -1,5 +1,6 @@
 """The PReNet and RESCAN baselines, and basicsr compare."""
 import csv
+import time
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from mh2f_plugin.archs.prenet_arch import PReNet
 from mh2f_plugin.archs.rescan_arch import RESCAN
+from mh2f_plugin.cli.compare import evaluate
 from mh2f_plugin.cli.main import main
 from test_datasets import make_input_target
 
@@ -85,6 +87,27 @@ def test_compare_after_a_shared_short_training(tmp_path, monkeypatch):
         assert 5 < float(row['PSNR']) < 60 and 0 < float(row['SSIM']) <= 1
     assert (tmp_path / 'out' / 'psnr_vs_gmacs.png').stat().st_size > 1000
     assert (tmp_path / 'experiments' / 'compare_PReNet' / 'models' / 'net_g_latest.pth').is_file()
+
+
+class ColdStart(torch.nn.Module):
+    """Identity whose first call takes half a second, as a first forward's set-up can."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(0.5)
+        return x
+
+
+def test_one_time_set_up_is_not_charged_to_the_time_per_image():
+    images = [{'lq': torch.rand(3, 16, 16), 'gt': torch.rand(3, 16, 16)} for _ in range(2)]
+    ms, peak, psnr, ssim = evaluate(ColdStart(), images, torch.device('cpu'), 1, with_metrics=True)
+    assert ms < 250
+    assert 0 < psnr < 60 and 0 < ssim < 1
 
 
 def test_unknown_arch_lists_the_registered_ones(tmp_path, capsys):
