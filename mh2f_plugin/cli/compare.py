@@ -205,6 +205,7 @@ def plot(path, gmacs_label, rows):
         if psnr:
             axes.scatter(float(gmacs), float(psnr))
             axes.annotate(label, (float(gmacs), float(psnr)), textcoords='offset points', xytext=(4, 4))
+    axes.margins(0.15)  # room for the labels of the outermost points
     axes.set_xlabel(gmacs_label)
     axes.set_ylabel('PSNR (dB, Y channel)')
     axes.grid(True, alpha=0.3)
