@@ -24,7 +24,7 @@ def padded_size(size, multiple):
 
 
 def pad_forward(net, img, multiple):
-    """``net(img)`` with ``img`` reflect-padded (bottom, right) to multiples of ``multiple``, cropped back."""
+    """``net(img)`` with ``img`` padded to multiples of ``multiple`` (``pad_to_multiple``), cropped back."""
     height, width = img.shape[-2:]
     return net(pad_to_multiple(img, multiple))[..., :height, :width]
 
