@@ -12,6 +12,7 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mh2f_plugin', 'mh2f_plugin.*']),
+    package_data={'mh2f_plugin.weights': ['zoo.yml']},
     python_requires='>=3.9',
     install_requires=[
         'torch>=2.0',

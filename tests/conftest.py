@@ -48,9 +48,16 @@ def write_yaml(path, options):
     return path
 
 
+def subprocess_env(env=None):
+    """The environment of a ``basicsr`` subprocess: one thread, this checkout and the test plugins
+    first on ``PYTHONPATH`` (so the checkout under test is imported, whatever else is installed)."""
+    path = [str(REPO), str(REPO / 'tests' / 'plugins')] + [p for p in [os.environ.get('PYTHONPATH')] if p]
+    return {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': os.pathsep.join(path), **(env or {})}
+
+
 def run_basicsr(args, cwd, env=None, launcher=None, timeout=600):
     """Runs the installed ``basicsr`` command (or ``launcher + [basicsr]``) in ``cwd``."""
-    full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO / 'tests' / 'plugins'), **(env or {}))
+    full_env = subprocess_env(env)
     cmd = (launcher or []) + [BASICSR] + [str(a) for a in args]
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 

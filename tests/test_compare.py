@@ -2,8 +2,11 @@
 import csv
 import time
 
+import cv2
+import numpy as np
 import pytest
 import torch
+from basicsr.metrics import calculate_psnr
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from mh2f_plugin.archs.prenet_arch import PReNet
@@ -61,7 +64,7 @@ def test_compare_untrained_networks_gives_complexity_and_speed(tmp_path, capsys)
     make_input_target(tmp_path / 'data')
     assert main(['compare'] + TINY + ['--data', str(tmp_path / 'data'), '--size', '64x48',
                                       '--out', str(tmp_path / 'out')]) == 0
-    rows = read_table(tmp_path / 'out')
+    rainy, *rows = read_table(tmp_path / 'out')
     assert [r['network'] for r in rows] == ['MH2FNet', 'PReNet']
     assert set(rows[0]) == {'network', 'parameters (M)', 'GMACs (64x48)', 'ms / image', 'peak MB / image', 'PSNR',
                             'SSIM'}
@@ -70,7 +73,12 @@ def test_compare_untrained_networks_gives_complexity_and_speed(tmp_path, capsys)
     assert all(float(r['GMACs (64x48)']) > 0 and float(r['ms / image']) > 0 for r in rows)
     assert all(float(r['peak MB / image']) > 0 for r in rows), 'each network is measured in a fresh process'
     assert rows[0]['PSNR'] == ''  # no weights, no training: no quality numbers
+    assert not list((tmp_path / 'out').glob('figure_*.png')), 'no figure without quality numbers'
     assert '| MH2FNet |' in capsys.readouterr().out
+    pairs = [(cv2.imread(str(p)), cv2.imread(str(tmp_path / 'data' / 'target' / (p.stem + '.bmp'))))
+             for p in sorted((tmp_path / 'data' / 'input').glob('*.png'))]
+    expected = np.mean([calculate_psnr(lq, gt, 0, test_y_channel=True) for lq, gt in pairs])
+    assert rainy['network'] == 'rainy input' and float(rainy['PSNR']) == pytest.approx(expected, abs=0.01)
 
 
 def test_compare_after_a_shared_short_training(tmp_path, monkeypatch):
@@ -81,11 +89,16 @@ def test_compare_after_a_shared_short_training(tmp_path, monkeypatch):
     recipe = str(REPO / 'options/train_mh2f_demo.yml')
     assert main(['compare'] + TINY + ['--data', 'datasets/demo/val', '--recipe', recipe, '--train-iters', '2',
                                       '--size', '32x32', '--out', 'out']) == 0
-    rows = read_table(tmp_path / 'out')
+    rows = read_table(tmp_path / 'out')[1:]
     assert len(rows) == 2
     for row in rows:
         assert 5 < float(row['PSNR']) < 60 and 0 < float(row['SSIM']) <= 1
     assert (tmp_path / 'out' / 'psnr_vs_gmacs.png').stat().st_size > 1000
+    figures = sorted(p.name for p in (tmp_path / 'out').glob('figure_*.png'))
+    assert figures == ['figure_camera_02.png', 'figure_coffee_00.png'], 'two images spread over the four by default'
+    for label in ('MH2FNet', 'PReNet'):
+        saved = sorted(p.name for p in (tmp_path / 'out' / 'outputs' / label).iterdir())
+        assert saved == ['camera_02.png', 'coffee_00.png']
     assert (tmp_path / 'experiments' / 'compare_PReNet' / 'models' / 'net_g_latest.pth').is_file()
 
 
@@ -125,4 +138,30 @@ def test_stock_basicsr_arch_in_a_comparison(tmp_path):
                  'SwinIR:{upscale: 1, upsampler: "", img_size: 16, window_size: 4, embed_dim: 12, depths: [1], '
                  'num_heads: [2], mlp_ratio: 1}', '--data', str(tmp_path / 'data'), '--size', '37x29',
                  '--out', str(tmp_path / 'out')]) == 0
-    assert [r['network'] for r in read_table(tmp_path / 'out')] == ['RIDNet', 'SwinIR']
+    assert [r['network'] for r in read_table(tmp_path / 'out')] == ['rainy input', 'RIDNet', 'SwinIR']
+
+
+def test_weights_alone_make_a_row_and_the_figure_shows_every_method(tmp_path, capsys):
+    import official_layouts
+    make_input_target(tmp_path / 'data')
+    torch.manual_seed(0)
+    torch.save(official_layouts.prenet(recurrent='none', shared=True), tmp_path / 'prn_r.pth')
+    assert main(['compare', '--weights', f'PRN_r official={tmp_path / "prn_r.pth"}', '--data', str(tmp_path / 'data'),
+                 '--size', '32x32', '--figure', 'b_2', '--out', str(tmp_path / 'out')]) == 0
+    rainy, row = read_table(tmp_path / 'out')
+    assert row['network'] == 'PRN_r official' and row['PSNR'] != ''
+    assert float(row['parameters (M)']) == pytest.approx(count(ARCH_REGISTRY.get('PRN_r')(num_feat=8)) / 1e6, abs=1e-3)
+    figure = cv2.imread(str(tmp_path / 'out' / 'figure_b_2.png'))
+    assert figure.shape[1] > figure.shape[0], 'rainy | method | ground truth side by side, zooms below'
+    assert main(['compare', '--arch', 'PRN', '--data', str(tmp_path / 'data'), '--figure', 'nope',
+                 '--out', str(tmp_path / 'out2')]) == 2
+    assert "--figure: no image named nope in" in capsys.readouterr().err
+
+
+def test_rainiest_crop_finds_the_rain():
+    from mh2f_plugin.cli.figure import rainiest_crop
+    clean = np.full((60, 90, 3), 100, np.uint8)
+    rainy = clean.copy()
+    rainy[30:50, 60:80] = 250
+    top, left, size = rainiest_crop(rainy, clean)
+    assert size == 18 and 30 <= top <= 50 - size and 60 <= left <= 80 - size  # inside the rainy block

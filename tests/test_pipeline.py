@@ -77,7 +77,7 @@ def test_derain_errors_name_the_file(demo_run, tmp_path):
     result = run_basicsr(['derain', tmp_path / 'x.png', tmp_path / 'o', '--weights', tmp_path / 'w.pth'], cwd=tmp_path)
     assert result.returncode == 2 and 'w.pth: weights file not found' in result.stderr
     result = run_basicsr(['derain', tmp_path / 'x.png', tmp_path / 'o', '--weights', weights], cwd=tmp_path)
-    assert result.returncode == 2 and 'does not fit MH2FNet' in result.stderr  # default width 32, weights 16
+    assert result.returncode == 2 and 'BasicSR weights do not fit MH2FNet: missing blocks.4' in result.stderr  # N 8 vs 4
 
 
 def test_training_killed_with_sigkill_resumes_from_the_last_state(tmp_path):

@@ -1,17 +1,21 @@
 """RESCAN: Recurrent Squeeze-and-Excitation Context Aggregation Net (Li, Wu, Lin, Liu, Zha; ECCV 2018).
 
-A comparison baseline, in the configuration the paper recommends. A context aggregation network
-of ``depth`` layers predicts the rain layer: ``depth - 2`` convolutional GRU layers with
-dilations 1, 1, 2, 4, ..., each output passed through squeeze-and-excitation and LeakyReLU 0.2,
-then a 3x3 + SE + 1x1 decoder. ``num_stages`` stages repeat it on ``rainy - rain``; each GRU
-carries its state to the same layer of the next stage, and each stage's prediction adds to the
-previous one (the paper's additive prediction). The output is ``rainy - rain``.
-Published defaults: 24 channels, depth 7, 4 stages, SE with 6 hidden units.
-Images are ``(B, C, H, W)``; the output has the input's shape.
+A comparison baseline, as the authors' code builds it. A context aggregation network of
+``depth`` layers predicts the rain layer: ``depth - 2`` convolutional GRU layers with dilations
+1, 1, 2, 4, ..., each output passed through squeeze-and-excitation and LeakyReLU 0.2, then a
+3x3 + SE + 1x1 decoder. ``num_stages`` stages repeat it on ``rainy - rain``; each GRU carries
+its state to the same layer of the next stage. Prediction frame: ``full`` (the official
+default) takes each stage's prediction as the whole rain layer; ``add`` adds it to the previous
+stages' (detached) estimate. The output is ``rainy - rain``.
+Published defaults: 24 channels, depth 7, 4 stages, SE with 6 hidden units, frame ``full``.
+The authors trained on BGR images; ``mh2f_plugin.weights`` converts their checkpoints to RGB.
+Images are ``(B, C, H, W)`` RGB in [0, 1]; the output has the input's shape.
 """
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
+
+FRAMES = ('full', 'add')
 
 
 class SqueezeExcitation(nn.Module):
@@ -60,13 +64,16 @@ class RESCAN(nn.Module):
         depth (int): context aggregation depth (at least 3): ``depth - 2`` GRU layers. Default: 7.
         num_stages (int): recurrent stages. Default: 4.
         se_hidden (int): hidden units of the SE blocks. Default: 6.
+        frame (str): ``'full'`` or ``'add'``, see above. Default: ``'full'``.
     """
 
-    def __init__(self, num_in_ch=3, num_feat=24, depth=7, num_stages=4, se_hidden=6):
+    def __init__(self, num_in_ch=3, num_feat=24, depth=7, num_stages=4, se_hidden=6, frame='full'):
         super().__init__()
         if depth < 3:
             raise ValueError(f'RESCAN: depth must be at least 3, got {depth}')
-        self.num_stages = num_stages
+        if frame not in FRAMES:
+            raise ValueError(f"RESCAN: frame must be one of {', '.join(map(repr, FRAMES))}, got {frame!r}")
+        self.num_stages, self.frame = num_stages, frame
         dilations = [1] + [2**i for i in range(depth - 3)]
         self.layers = nn.ModuleList(
             ConvGRULayer(num_in_ch if i == 0 else num_feat, num_feat, d, se_hidden) for i, d in enumerate(dilations))
@@ -81,6 +88,6 @@ class RESCAN(nn.Module):
             for index, layer in enumerate(self.layers):
                 x = states[index] = layer(x, states[index])
             stage_rain = self.decoder(x)
-            rain = stage_rain if rain is None else stage_rain + rain.detach()
+            rain = stage_rain + rain.detach() if self.frame == 'add' and rain is not None else stage_rain
             x = rainy - rain
         return x

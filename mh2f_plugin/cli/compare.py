@@ -1,14 +1,17 @@
-"""``basicsr compare``: registered restorers side by side on one dataset, as a paper's table.
+"""``basicsr compare``: restorers side by side on one test set, as a paper's table and figure.
 
-    basicsr compare --arch 'MH2FNet:{num_feat: 16, num_blocks: 4}' --arch PReNet --arch RESCAN \\
-        --data datasets/demo/val --recipe options/train_mh2f_demo.yml --train-iters 300 --out comparison
+    basicsr compare --weights prenet6-rain100h --weights PRN=logs/Rain100H/PRN6/net_latest.pth \\
+        --data datasets/Rain100H --out comparison
 
-Each network is an arch name with optional options (``NAME`` or ``NAME:{yaml}``) or the
-``network_g`` of an options file (``--opt``). For each: parameters and GMACs at ``--size``
-(``mmengine.analysis``), milliseconds and peak memory per image on this machine, and PSNR/SSIM
-(Y channel, no crop) on ``--data``, with weights from ``--weights LABEL=W.pth`` or trained here
-with the shared ``--recipe`` for ``--train-iters`` iterations. Writes ``OUT/comparison.md``,
-``OUT/comparison.csv`` and ``OUT/psnr_vs_gmacs.png``.
+Each row is a network: ``--arch NAME`` or ``--arch 'NAME:{yaml}'``, the ``network_g`` of an
+options file (``--opt``), or weights (``--weights LABEL=W.pth``, any format that ``basicsr
+convert-weights`` reads, or a zoo name; the network comes from the file when no ``--arch`` has
+that label). For each: parameters and GMACs at ``--size`` (``mmengine.analysis``), milliseconds and
+peak memory per image on this machine, and PSNR/SSIM (Y channel, no crop) on ``--data``, with
+weights from ``--weights`` or trained here with the shared ``--recipe`` for ``--train-iters``
+iterations. The first row is the rainy input itself. Writes ``OUT/comparison.md``,
+``OUT/comparison.csv``, ``OUT/psnr_vs_gmacs.png``, each network's restored images for the
+figure (``OUT/outputs/LABEL/``) and one figure per ``--figure`` image (``OUT/figure_NAME.png``).
 """
 import argparse
 import csv
@@ -20,21 +23,27 @@ import subprocess
 import sys
 import time
 
+import cv2
 import torch
 import yaml
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
+from tqdm import tqdm
 
-from mh2f_plugin.cli.derain import load_weights
+from mh2f_plugin.cli.figure import draw_comparison, rainiest_crop
 from mh2f_plugin.cli.measure import PeakMemory, macs
-from mh2f_plugin.cli.options import OptionsError, load_options, registered
+from mh2f_plugin.cli.options import OptionsError, load_options, parse_arch_spec, registered
 from mh2f_plugin.cli.plugins import load_plugins
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
 from mh2f_plugin.models.inference import padded_size, restore, size_multiple
+from mh2f_plugin.weights import zoo
+from mh2f_plugin.weights.loader import load_network
 
 COLUMNS = ('network', 'parameters (M)', 'GMACs', 'ms / image', 'peak MB / image', 'PSNR', 'SSIM')
+RAINY = 'rainy input'
+FIGURES_BY_DEFAULT = 2
 
 
 def parse_args(argv):
@@ -42,17 +51,22 @@ def parse_args(argv):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arch', action='append', default=[], help="NAME or 'NAME:{yaml options}'; repeatable")
     parser.add_argument('--opt', action='append', default=[], help='options file whose network_g to compare')
+    parser.add_argument('--weights', action='append', default=[],
+                        help='LABEL=W.pth: weights for the network labelled LABEL, or a new row; a zoo name '
+                        '(LABEL=NAME, or NAME alone, labelled NAME); repeatable')
+    parser.add_argument('--zoo-dir', help='zoo folder. Default: $MH2F_ZOO_DIR, else ~/.cache/mh2f_plugin')
     parser.add_argument('--data', required=True, help='paired test data (any PairedDerainDataset layout)')
     parser.add_argument('--layout', default='auto')
-    parser.add_argument('--weights', action='append', default=[], help='LABEL=W.pth (labels as in the table)')
     parser.add_argument('--recipe', help='training options file shared by every network (with --train-iters)')
     parser.add_argument('--train-iters', type=int, help='train each network without weights for this many iterations')
     parser.add_argument('--size', default='481x321', help='WxH at which GMACs are counted. Default: 481x321')
+    parser.add_argument('--figure', help='comma-separated image names (stems) to draw; "none" for no figure. '
+                        f'Default: {FIGURES_BY_DEFAULT} images spread over the test set')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', default='comparison', help='output folder. Default: comparison')
     args = parser.parse_args(argv)
-    if not args.arch and not args.opt:
-        parser.error('name at least one network with --arch or --opt')
+    if not args.arch and not args.opt and not args.weights:
+        parser.error('name at least one network with --arch, --opt or --weights')
     if args.train_iters and not args.recipe:
         parser.error('--train-iters needs --recipe (the shared training options file)')
     if not re.fullmatch(r'\d+x\d+', args.size):
@@ -60,28 +74,44 @@ def parse_args(argv):
     return args
 
 
-def network_specs(args):
-    """``[(label, network options)]`` from ``--arch`` and ``--opt``; labels are unique."""
-    specs = []
-    for spec in args.arch:
-        name, _, options = spec.partition(':')
-        options = yaml.safe_load(options) if options else {}
-        if not isinstance(options, dict):
-            raise OptionsError(f'--arch {spec!r}: the options after ":" must be a YAML mapping')
-        specs.append({'type': name.strip(), **options})
+def _unique(label, taken):
+    if label not in taken:
+        return label
+    number = 2
+    while f'{label}_{number}' in taken:
+        number += 1
+    return f'{label}_{number}'
+
+
+def network_rows(args):
+    """``[(label, network options or None, weights path or None)]`` from ``--arch``, ``--opt`` and
+    ``--weights``; labels are unique, options None where the weights file names the network."""
+    specs = [parse_arch_spec(spec) for spec in args.arch]
     for path in args.opt:
         opt = load_options(path)
         if 'network_g' not in opt:
             raise OptionsError(f"{path}: missing key 'network_g'")
         specs.append(dict(opt['network_g']))
-    labelled, counts = [], {}
+    rows = []
     for network_opt in specs:
         name = network_opt['type']
         if not registered(ARCH_REGISTRY, name):
             raise OptionsError(f"unknown arch '{name}'. Registered archs: {', '.join(sorted(ARCH_REGISTRY.keys()))}")
-        counts[name] = counts.get(name, 0) + 1
-        labelled.append((name if counts[name] == 1 else f'{name}_{counts[name]}', network_opt))
-    return labelled
+        rows.append([_unique(name, {row[0] for row in rows}), network_opt, None])
+    for item in args.weights:
+        label, separator, path = item.partition('=')
+        if not separator:
+            if zoo.zoo_name(item) is None:
+                raise OptionsError(f'--weights {item!r}: expected LABEL=PATH or a zoo name (basicsr zoo list)')
+            label = path = item
+        row = next((row for row in rows if row[0] == label), None)
+        if row is None:
+            rows.append([label, None, path])
+        elif row[2] is not None:
+            raise OptionsError(f'--weights {item!r}: {label} already has weights ({row[2]})')
+        else:
+            row[2] = path
+    return [tuple(row) for row in rows]
 
 
 def train(label, network_opt, args):
@@ -107,13 +137,23 @@ def dict_tree(node):
     return {k: dict_tree(v) for k, v in node.items()} if isinstance(node, dict) else node
 
 
-def evaluate(net, dataset, device, multiple, with_metrics):
+def image_name(item):
+    return os.path.splitext(os.path.basename(item['lq_path']))[0]
+
+
+def y_metrics(result, gt):
+    """PSNR and SSIM on the Y channel, no border crop, of two uint8 BGR images."""
+    return calculate_psnr(result, gt, 0, test_y_channel=True), calculate_ssim(result, gt, 0, test_y_channel=True)
+
+
+def evaluate(net, dataset, device, multiple, with_metrics, on_output=None, desc=None):
     """Mean ms and peak MB per image, and mean PSNR/SSIM (Y, no crop) when ``with_metrics``;
-    inputs are padded to ``multiple``. The first image is restored once untimed before it is
-    timed, so that one-time set-up (kernel selection, allocator growth) is not charged to the
-    time per image; the peak memory still counts that first pass."""
+    inputs are padded to ``multiple``; ``on_output(item, restored uint8 BGR)`` sees each result.
+    The first image is restored once untimed before it is timed, so that one-time set-up
+    (kernel selection, allocator growth) is not charged to the time per image; the peak memory
+    still counts that first pass."""
     times, peaks, psnrs, ssims = [], [], [], []
-    for index, item in enumerate(dataset):
+    for index, item in enumerate(tqdm(dataset, desc=desc, unit='image', disable=desc is None)):
         lq = item['lq'][None].to(device)
         with torch.no_grad(), PeakMemory(device) as peak:
             if index == 0:
@@ -126,10 +166,13 @@ def evaluate(net, dataset, device, multiple, with_metrics):
                 torch.cuda.synchronize(device)
             times.append((time.perf_counter() - start) * 1e3)
         peaks.append(peak.mb)
+        result = tensor2img(out.float().cpu())
         if with_metrics:
-            result, gt = tensor2img(out.cpu()), tensor2img(item['gt'][None])
-            psnrs.append(calculate_psnr(result, gt, 0, test_y_channel=True))
-            ssims.append(calculate_ssim(result, gt, 0, test_y_channel=True))
+            psnr, ssim = y_metrics(result, tensor2img(item['gt'][None]))
+            psnrs.append(psnr)
+            ssims.append(ssim)
+        if on_output is not None:
+            on_output(item, result)
     return statistics.fmean(times), max(peaks), _mean_or_none(psnrs), _mean_or_none(ssims)
 
 
@@ -137,53 +180,108 @@ def _mean_or_none(values):
     return statistics.fmean(values) if values else None
 
 
-def measure(network_opt, weights_path, args):
-    """``(parameters, GMACs, ms, peak MB, PSNR, SSIM)`` of one network, measured in this process.
+def open_dataset(args):
+    return PairedDerainDataset({'name': 'compare', 'dataroot': args.data, 'layout': args.layout,
+                                'io_backend': {'type': 'disk'}, 'phase': 'val'})
+
+
+def measure(label, network_opt, weights_path, args, figure_names):
+    """``(network_g, parameters, GMACs, ms, peak MB, PSNR, SSIM)`` of one network, measured in
+    this process; the restored images named in ``figure_names`` go to ``OUT/outputs/LABEL/``.
 
     Run by ``compare_networks`` in a fresh process per network, so that no allocator cache of an
     earlier network hides this one's memory. GMACs are counted last for the same reason.
     """
     load_plugins()
     device = torch.device(args.device)
-    dataset = PairedDerainDataset({'name': 'compare', 'dataroot': args.data, 'layout': args.layout,
-                                   'io_backend': {'type': 'disk'}, 'phase': 'val'})
-    net = build_network(network_opt)
+    dataset = open_dataset(args)
     if weights_path:
-        net.load_state_dict(load_weights(weights_path))
+        net, network_opt = load_network(weights_path, network_opt, zoo_folder=args.zoo_dir)
+    else:
+        net = build_network(dict(network_opt))
     net = net.to(device).eval()
     multiple = size_multiple(net)
-    ms, peak, psnr, ssim = evaluate(net, dataset, device, multiple, with_metrics=weights_path is not None)
+    folder = os.path.join(args.out, 'outputs', re.sub(r'[^\w.-]', '_', label))
+
+    def keep(item, result):
+        if image_name(item) in figure_names:
+            os.makedirs(folder, exist_ok=True)
+            cv2.imwrite(os.path.join(folder, image_name(item) + '.png'), result)
+
+    ms, peak, psnr, ssim = evaluate(net, dataset, device, multiple, with_metrics=weights_path is not None,
+                                    on_output=keep, desc=label)
     width, height = (int(v) for v in args.size.split('x'))
     with torch.no_grad():
         gmacs = macs(net, (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
-    return sum(p.numel() for p in net.parameters()), gmacs, ms, peak, psnr, ssim
+    return network_opt, sum(p.numel() for p in net.parameters()), gmacs, ms, peak, psnr, ssim
+
+
+def figure_names(args, dataset):
+    """The image names (stems) to draw: ``--figure``, or a few spread over the dataset."""
+    names = [image_name({'lq_path': pair.lq}) for pair in dataset.pairs]
+    if args.figure == 'none':
+        return []
+    if args.figure:
+        chosen = [name.strip() for name in args.figure.split(',') if name.strip()]
+        unknown = [name for name in chosen if name not in names]
+        if unknown:
+            raise OptionsError(f"--figure: no image named {', '.join(unknown)} in {args.data}")
+        return chosen
+    count = min(FIGURES_BY_DEFAULT, len(names))
+    return [names[i * len(names) // count] for i in range(count)]
+
+
+def rainy_row(dataset):
+    """The table row of the rainy input itself: its PSNR/SSIM against the ground truth."""
+    scores = [y_metrics(tensor2img(item['lq'][None]), tensor2img(item['gt'][None])) for item in dataset]
+    return [RAINY, '', '', '', '', f'{statistics.fmean(s[0] for s in scores):.2f}',
+            f'{statistics.fmean(s[1] for s in scores):.4f}']
+
+
+def draw_figures(args, dataset, names, labels):
+    """One comparison figure per image in ``names``: rainy, each network in ``labels``, ground truth."""
+    index = {image_name({'lq_path': pair.lq}): i for i, pair in enumerate(dataset.pairs)}
+    written = []
+    for name in names:
+        item = dataset[index[name]]
+        rainy, clean = tensor2img(item['lq'][None]), tensor2img(item['gt'][None])
+        panels = [(RAINY + ' %.2f/%.4f' % y_metrics(rainy, clean), rainy)]
+        for label in labels:
+            path = os.path.join(args.out, 'outputs', re.sub(r'[^\w.-]', '_', label), name + '.png')
+            if os.path.isfile(path):
+                result = cv2.imread(path)
+                panels.append((f'{label} %.2f/%.4f' % y_metrics(result, clean), result))
+        panels.append(('ground truth', clean))
+        target = os.path.join(args.out, f'figure_{name}.png')
+        draw_comparison(target, [(title, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)) for title, image in panels],
+                        rainiest_crop(rainy, clean), zoom_title='PSNR/SSIM (Y) above; zoom')
+        written.append(target)
+    return written
 
 
 def compare_networks(argv):
     args = parse_args(argv)
-    specs = network_specs(args)
-    weights = dict(item.split('=', 1) for item in args.weights)
-    unknown = set(weights) - {label for label, _ in specs}
-    if unknown:
-        raise OptionsError(f"--weights for unknown label(s) {', '.join(sorted(unknown))}; "
-                           f"labels: {', '.join(label for label, _ in specs)}")
+    rows_spec = network_rows(args)
     os.makedirs(args.out, exist_ok=True)
-    count = len(PairedDerainDataset({'name': 'compare', 'dataroot': args.data, 'layout': args.layout,
-                                     'io_backend': {'type': 'disk'}, 'phase': 'val'}))
-    rows = []
-    for label, network_opt in specs:
-        path = weights.get(label) or (train(label, network_opt, args) if args.train_iters else None)
+    dataset = open_dataset(args)
+    names = figure_names(args, dataset)
+    rows, with_quality = [rainy_row(dataset)], []
+    for label, network_opt, path in rows_spec:
+        path = path or (train(label, network_opt, args) if args.train_iters else None)
         with multiprocessing.get_context('spawn').Pool(1) as pool:
-            params, gmacs, ms, peak, psnr, ssim = pool.apply(measure, (network_opt, path, args))
+            _, params, gmacs, ms, peak, psnr, ssim = pool.apply(measure, (label, network_opt, path, args, names))
         rows.append([label, f'{params / 1e6:.3f}', f'{gmacs:.2f}', f'{ms:.1f}', f'{peak:.1f}',
                      f'{psnr:.2f}' if psnr is not None else '', f'{ssim:.4f}' if ssim is not None else ''])
+        if psnr is not None:
+            with_quality.append(label)
     columns = list(COLUMNS)
     columns[2] = f'GMACs ({args.size})'
-    write_outputs(args.out, columns, rows, f'{count} images of {args.data}, {args.device}; each network measured '
-                  'in a fresh process, peak MB being the memory growth while restoring one image')
+    figures = draw_figures(args, dataset, names, with_quality) if with_quality else []
+    write_outputs(args.out, columns, rows, f'{len(dataset)} images of {args.data}, {args.device}; each network '
+                  'measured in a fresh process, peak MB being the memory growth while restoring one image', figures)
 
 
-def write_outputs(out, columns, rows, caption):
+def write_outputs(out, columns, rows, caption, figures=()):
     with open(os.path.join(out, 'comparison.csv'), 'w', newline='', encoding='utf-8') as f:
         csv.writer(f).writerows([columns] + rows)
     table = '\n'.join(['| ' + ' | '.join(columns) + ' |', '|' + ' --- |' * len(columns)]
@@ -192,7 +290,8 @@ def write_outputs(out, columns, rows, caption):
         f.write(f'{table}\n\nPSNR/SSIM on the Y channel, no border crop; {caption}.\n')
     plot(os.path.join(out, 'psnr_vs_gmacs.png'), columns[2], rows)
     print(table)
-    print(f'\n(written to {out}/comparison.md, comparison.csv, psnr_vs_gmacs.png)')
+    extra = ''.join(f', {os.path.basename(path)}' for path in figures)
+    print(f'\n(written to {out}/comparison.md, comparison.csv, psnr_vs_gmacs.png{extra})')
 
 
 def plot(path, gmacs_label, rows):
@@ -202,7 +301,7 @@ def plot(path, gmacs_label, rows):
     from matplotlib import pyplot as plt
     figure, axes = plt.subplots(figsize=(6, 4))
     for label, _, gmacs, _, _, psnr, _ in rows:
-        if psnr:
+        if psnr and gmacs:
             axes.scatter(float(gmacs), float(psnr))
             axes.annotate(label, (float(gmacs), float(psnr)), textcoords='offset points', xytext=(4, 4))
     axes.margins(0.15)  # room for the labels of the outermost points

@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import torch
 import yaml
-from basicsr.archs import build_network
 from basicsr.utils import img2tensor, tensor2img
 from tqdm import tqdm
 
@@ -15,17 +14,21 @@ from mh2f_plugin.data.image_io import ImageReadError, read_image
 from mh2f_plugin.data.layouts import IMAGE_EXTENSIONS, image_files
 from mh2f_plugin.models.derain_model import AMP_DTYPES
 from mh2f_plugin.models.inference import restore, size_multiple
-
-PARAM_KEYS = ('params_ema', 'params')
+from mh2f_plugin.weights.checkpoint import PARAM_KEYS
+from mh2f_plugin.weights.loader import load_network
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog='basicsr derain', description=__doc__)
     parser.add_argument('input', help='an image, or a folder of images')
     parser.add_argument('output', help='a folder (or, for one input image, a file name ending in .png/.jpg)')
-    parser.add_argument('--weights', required=True, help='a BasicSR checkpoint (.pth with params or params_ema)')
+    parser.add_argument('--weights', required=True,
+                        help='a BasicSR checkpoint (params or params_ema), an official one (see convert-weights), '
+                        'or a zoo name (basicsr zoo list)')
+    parser.add_argument('--zoo-dir', help='zoo folder. Default: $MH2F_ZOO_DIR, else ~/.cache/mh2f_plugin')
     parser.add_argument('-opt', help='training options file whose network_g describes the network')
-    parser.add_argument('--arch', default='MH2FNet', help='registered arch name (without -opt). Default: MH2FNet')
+    parser.add_argument('--arch', help='registered arch name (without -opt). Default: the network the weights '
+                        'file names (converted and official files do), else MH2FNet')
     parser.add_argument('--arch-opt', default='{}', help="the arch's options as YAML, e.g. '{num_feat: 32}'")
     parser.add_argument('--param-key', choices=PARAM_KEYS, help='default: params_ema if present, else params')
     parser.add_argument('--tile', type=int, help='tile size in pixels for images too large for memory')
@@ -42,27 +45,21 @@ def parse_args(argv):
 
 
 def network_options(args):
+    """The network the user named (``-opt``, or ``--arch`` / ``--arch-opt``), or None."""
     if args.opt:
         opt = load_options(args.opt)
         if 'network_g' not in opt:
             raise OptionsError(f"{args.opt}: missing key 'network_g'")
         return dict(opt['network_g'])
-    arch_opt = yaml.safe_load(args.arch_opt) or {}
+    try:
+        arch_opt = yaml.safe_load(args.arch_opt) or {}
+    except yaml.YAMLError as error:
+        raise OptionsError(f'--arch-opt {args.arch_opt!r}: not valid YAML') from error
     if not isinstance(arch_opt, dict):
         raise OptionsError(f'--arch-opt must be a YAML mapping, got {args.arch_opt!r}')
-    return {'type': args.arch, **arch_opt}
-
-
-def load_weights(path, param_key=None):
-    """The state dict in a BasicSR checkpoint (``params_ema``, else ``params``), without ``module.``."""
-    if not os.path.isfile(path):
-        raise OptionsError(f'{path}: weights file not found')
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    keys = (param_key, ) if param_key else PARAM_KEYS
-    key = next((k for k in keys if k in checkpoint), None)
-    if key is None:
-        raise OptionsError(f"{path}: no {' or '.join(keys)} in the checkpoint (keys: {', '.join(checkpoint)})")
-    return {k.removeprefix('module.'): v for k, v in checkpoint[key].items()}
+    if args.arch:
+        return {'type': args.arch, **arch_opt}
+    return arch_opt or None
 
 
 def input_files(path):
@@ -87,11 +84,8 @@ def output_path(output, source, single):
 def derain(argv):
     args = parse_args(argv)
     files = input_files(args.input)
-    net = build_network(network_options(args))
-    try:
-        net.load_state_dict(load_weights(args.weights, args.param_key))
-    except RuntimeError as error:
-        raise OptionsError(f'{args.weights}: does not fit {net.__class__.__name__}: {error}') from error
+    net, _ = load_network(args.weights, network_options(args), args.param_key, default_opt={'type': 'MH2FNet'},
+                          zoo_folder=args.zoo_dir)
     device = torch.device(args.device)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     net = net.to(device, memory_format=memory_format).eval()

@@ -13,16 +13,19 @@ import sys
 
 from mh2f_plugin import compat
 from mh2f_plugin.cli.compare import compare_networks
+from mh2f_plugin.cli.convert_weights import convert_weights
 from mh2f_plugin.cli.derain import derain
 from mh2f_plugin.cli.lmdb import convert_to_lmdb
-from mh2f_plugin.cli.options import OptionsError, check_options
+from mh2f_plugin.cli.options import OptionsError, check_options, with_zoo_network
 from mh2f_plugin.cli.plugins import PluginError, load_plugins
 from mh2f_plugin.cli.registrations import format_registrations, registrations
+from mh2f_plugin.cli.zoo import run_zoo
 from mh2f_plugin.data.image_io import ImageReadError
 from mh2f_plugin.data.layouts import LayoutError
+from mh2f_plugin.errors import UserError
 from mh2f_plugin.models.derain_model import METRICS_FILE, NonFiniteLossError
 
-USER_ERRORS = (OptionsError, PluginError, LayoutError, ImageReadError, NonFiniteLossError)
+USER_ERRORS = (UserError, OptionsError, PluginError, LayoutError, ImageReadError, NonFiniteLossError)
 
 PIPELINE_HELP = ('BasicSR flags: -opt FILE.yml [--launcher none|pytorch|slurm] [--auto_resume] [--debug] '
                  '[--local_rank N] [--force_yml key:key=value ...]')
@@ -39,12 +42,12 @@ def run_pipeline(command, argv):
     argv = compat.normalize_launcher_args(argv)
     opt_path = _options_path(argv)
     opt = check_options(opt_path, is_train=command == 'train') if opt_path is not None else None
-    if command == 'train':
-        from basicsr.train import train_pipeline as pipeline
-    else:
-        from basicsr.test import test_pipeline as pipeline
+    import basicsr.test
+    import basicsr.train
+    module = basicsr.train if command == 'train' else basicsr.test
+    module.parse_options = with_zoo_network(module.parse_options)
     sys.argv = [f'basicsr {command}'] + argv
-    pipeline(os.getcwd())
+    (module.train_pipeline if command == 'train' else module.test_pipeline)(os.getcwd())
     metrics = os.path.join(os.getcwd(), 'results', opt['name'], METRICS_FILE) if opt else ''
     if command == 'test' and os.path.isfile(metrics):
         print(metrics_table(metrics))
@@ -73,6 +76,9 @@ COMMANDS = {
              convert_to_lmdb),
     'compare': ('compare registered restorers on one dataset: basicsr compare --arch A --arch B --data DIR',
                 compare_networks),
+    'convert-weights': ('convert an official checkpoint to BasicSR\'s format: basicsr convert-weights SRC DST',
+                        convert_weights),
+    'zoo': ('published checkpoints by name: basicsr zoo list; basicsr zoo get NAME...', run_zoo),
     'list': ('list registered archs, losses, datasets, models and metrics', list_registrations),
 }
 

@@ -11,6 +11,9 @@ from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY,
                                     MODEL_REGISTRY)
 
+from mh2f_plugin.errors import UserError
+from mh2f_plugin.weights import zoo
+
 COMMON_KEYS = ('name', 'model_type', 'num_gpu', 'network_g:type', 'datasets', 'path')
 TRAIN_KEYS = ('datasets:train', 'train:total_iter', 'train:optim_g:type', 'train:scheduler:type',
               'logger:print_freq', 'logger:save_checkpoint_freq')
@@ -18,8 +21,20 @@ DATASET_KEYS = ('name', 'type')
 TRAIN_DATASET_KEYS = ('batch_size_per_gpu', 'num_worker_per_gpu')
 
 
-class OptionsError(ValueError):
-    """An options file that BasicSR cannot run."""
+class OptionsError(UserError, ValueError):
+    """An options file or flag that BasicSR cannot run."""
+
+
+def parse_arch_spec(spec):
+    """``'NAME'`` or ``'NAME:{yaml options}'`` (a command-line network) as ``{'type': NAME, ...}``."""
+    name, _, options = spec.partition(':')
+    try:
+        options = yaml.safe_load(options) if options else {}
+    except yaml.YAMLError as error:
+        raise OptionsError(f'--arch {spec!r}: the options after ":" are not valid YAML') from error
+    if not isinstance(options, dict):
+        raise OptionsError(f'--arch {spec!r}: the options after ":" must be a YAML mapping')
+    return {'type': name.strip(), **options}
 
 
 def registered(registry, name):
@@ -62,9 +77,31 @@ def _require_type(path, registry, kind, name, key_path):
         raise OptionsError(f"{path}: unknown {kind} '{name}' at '{key_path}'. Registered {kind}s: {known}")
 
 
+def fill_network_from_zoo(opt):
+    """``network_g`` from the zoo entry of ``path.pretrain_network_g: zoo:NAME`` when ``opt`` has none."""
+    pretrain = (opt.get('path') or {}).get('pretrain_network_g')
+    name = zoo.zoo_name(pretrain) if isinstance(pretrain, str) else None
+    if not opt.get('network_g') and name:
+        opt['network_g'] = dict(zoo.entry(name).arch)
+    return opt
+
+
+def with_zoo_network(parse_options):
+    """BasicSR's ``parse_options`` (``--force_yml`` applied), then ``fill_network_from_zoo``."""
+    if getattr(parse_options, 'fills_zoo_network', False):
+        return parse_options
+
+    def parse(root_path, is_train=True):
+        opt, args = parse_options(root_path, is_train=is_train)
+        return fill_network_from_zoo(opt), args
+
+    parse.fills_zoo_network = True
+    return parse
+
+
 def check_options(path, is_train):
     """Raises ``OptionsError`` naming the first missing key or unknown type in ``path``."""
-    opt = load_options(path)
+    opt = fill_network_from_zoo(load_options(path))
     _require(path, opt, COMMON_KEYS + (TRAIN_KEYS if is_train else ()))
     _require_type(path, MODEL_REGISTRY, 'model', opt['model_type'], 'model_type')
     for net_key in ('network_g', 'network_d'):

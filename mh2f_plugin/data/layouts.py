@@ -56,6 +56,8 @@ LAYOUTS = (
     FolderLayout('input_groundtruth', ('input', ), 'groundtruth'),
     FolderLayout('input_target', ('input', ), 'target'),
     FolderLayout('rain_norain', ('rain', ), 'norain'),
+    FolderLayout('inputcrop_cleancrop', ('inputcrop', ), 'cleancrop'),
+    FolderLayout('rain100_rainy', ('rainy', ), '.', r'rain-(\d+)', r'norain-\1'),
     FolderLayout('rain100', ('.', ), '.', r'rain-(\d+)', r'norain-\1', flat=True),
 )
 LAYOUT_NAMES = tuple(layout.name for layout in LAYOUTS) + ('spa_list', 'regex', 'side_by_side')
@@ -91,7 +93,7 @@ def index_by_stem(folder):
 def pair_folder(root, layout):
     """All pairs of ``layout`` under ``root``, sorted by rainy path; ``LayoutError`` if any rainy
     image does not fit the name rule or has no clean partner."""
-    lq_dir, gt_dir = layout.lq_dir(root), os.path.join(root, layout.gt_dir)
+    lq_dir, gt_dir = layout.lq_dir(root), os.path.normpath(os.path.join(root, layout.gt_dir))
     if lq_dir is None or not os.path.isdir(gt_dir):
         raise LayoutError(f"{root}: layout '{layout.name}' needs folders {' or '.join(layout.lq_dirs)} "
                           f'and {layout.gt_dir}')

@@ -12,6 +12,8 @@
 * Checkpoints and training states are written under a temporary name and renamed into place,
   so a run killed while saving never leaves a half-written file that resuming would load.
 * In test mode, every dataset's metrics go to ``results/<name>/metrics.csv``.
+* ``path.pretrain_network_g`` takes the authors' own checkpoint files too, converted on the fly
+  (``mh2f_plugin.weights``).
 """
 import contextlib
 import csv
@@ -22,9 +24,11 @@ from collections import OrderedDict
 
 import torch
 from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from mh2f_plugin.models.inference import restore, size_multiple
+from mh2f_plugin.weights.loader import load_weights_into
 
 AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 METRICS_FILE = 'metrics.csv'
@@ -46,6 +50,11 @@ class DerainModel(SRModel):
         super().__init__(opt)
         self.scaler = torch.amp.GradScaler('cuda', enabled=amp == 'fp16' and self.device.type == 'cuda')
         self.test_metrics = OrderedDict()
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """BasicSR's ``load_network`` for BasicSR checkpoints, official files and zoo names alike."""
+        source = load_weights_into(self.get_bare_model(net), load_path, strict, param_key)
+        get_root_logger().info(f'Loading {type(self.get_bare_model(net)).__name__} model from {load_path} ({source}).')
 
     def model_to_device(self, net):
         if self.channels_last:

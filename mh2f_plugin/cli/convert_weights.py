@@ -1,0 +1,37 @@
+"""``basicsr convert-weights SRC DST [--arch NAME]``: an official checkpoint in BasicSR's format.
+
+The layout is found from the keys (PReNet family, BRN, RESCAN, SPANet, RCDNet: see
+``mh2f_plugin.weights.official``). DST is ``{'params': state_dict, 'network_g': options}``:
+BasicSR loads it as any checkpoint (``path.pretrain_network_g``), and ``basicsr derain`` /
+``basicsr compare`` build the network it records. Options a file cannot tell (PReNet's residual
+output in its ablations, stage counts, RESCAN's frame) come from ``--arch 'NAME:{options}'``.
+"""
+import argparse
+import os
+
+from mh2f_plugin.cli.options import parse_arch_spec
+from mh2f_plugin.errors import UserError
+from mh2f_plugin.weights.checkpoint import BASICSR, read_weights, save_converted
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog='basicsr convert-weights', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('src', help='the checkpoint as downloaded from its authors')
+    parser.add_argument('dst', help='the BasicSR checkpoint to write (.pth)')
+    parser.add_argument('--arch', help="NAME or 'NAME:{yaml options}' over what the file says")
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing DST')
+    return parser.parse_args(argv)
+
+
+def convert_weights(argv):
+    args = parse_args(argv)
+    if os.path.exists(args.dst) and not args.overwrite:
+        raise UserError(f'{args.dst}: already exists (pass --overwrite to replace it)')
+    source = read_weights(args.src).source
+    if source == BASICSR:
+        raise UserError(f'{args.src}: already a BasicSR checkpoint (params / params_ema); nothing to convert')
+    net, network_opt = save_converted(args.src, args.dst, parse_arch_spec(args.arch) if args.arch else None)
+    options = ', '.join(f'{k}: {v}' for k, v in network_opt.items() if k != 'type')
+    count = sum(p.numel() for p in net.parameters())
+    print(f"{args.src}: {source} -> {network_opt['type']} ({count:,} parameters; {options})\nwritten to {args.dst}")

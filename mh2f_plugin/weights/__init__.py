@@ -1,0 +1,1 @@
+"""Published checkpoints: reading them in any official layout and converting them to BasicSR's."""

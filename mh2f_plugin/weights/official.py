@@ -1,0 +1,244 @@
+"""The authors' checkpoint layouts, recognised by their keys and converted to this package's archs.
+
+Each ``OfficialFormat`` turns an official state dict (``module.`` prefixes already removed) into
+``(network_g options, state dict)`` for one of the archs in ``mh2f_plugin.archs``: it renames the
+keys, fuses the gate convolutions that those archs compute in one convolution, drops parameters
+that the official forward pass never uses, and flips the colour channels of networks the
+authors trained on BGR images (our pipeline feeds RGB). What a file cannot say (PReNet's
+residual output in its ablations, the stage counts, RESCAN's prediction frame) takes the
+official test-time default and can be overridden by the caller's options.
+"""
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from mh2f_plugin.errors import WeightsError
+
+RGB_FROM_BGR = [2, 1, 0]
+SHOWN = 6  # keys listed in an error
+
+
+def listing(keys):
+    keys = sorted(keys)
+    return ', '.join(keys[:SHOWN]) + (f' and {len(keys) - SHOWN} more' if len(keys) > SHOWN else '')
+
+
+def _fuse(state, groups):
+    """``state`` with each group of keys (``[names], fused``) concatenated along the output
+    channels, for ``weight`` and ``bias``, into ``fused.weight`` / ``fused.bias``."""
+    state = dict(state)
+    for names, fused in groups:
+        for suffix in ('weight', 'bias'):
+            keys = [f'{name}.{suffix}' for name in names]
+            present = [key for key in keys if key in state]
+            if not present:
+                continue
+            if len(present) != len(keys):
+                raise WeightsError(f'missing {listing(set(keys) - set(present))}')
+            state[f'{fused}.{suffix}'] = torch.cat([state.pop(key) for key in keys])
+    return state
+
+
+def _rename(state, rules):
+    """Keys renamed by the first matching ``(regex, replacement)``; ``None`` drops the key.
+    A key that matches no rule is an error naming it."""
+    renamed, unexpected = {}, []
+    for key, value in state.items():
+        for pattern, replacement in rules:
+            match = re.fullmatch(pattern, key)
+            if match:
+                if replacement is not None:
+                    renamed[match.expand(replacement)] = value
+                break
+        else:
+            unexpected.append(key)
+    if unexpected:
+        raise WeightsError(f'unexpected keys {listing(unexpected)}')
+    return renamed
+
+
+def _zero_based(state, marker):
+    """Keys with ``marker.N`` renumbered from 0 (the official layers are numbered from 1)."""
+    pattern = re.compile(rf'{re.escape(marker)}\.(\d+)')
+    return {pattern.sub(lambda m: f'{marker}.{int(m.group(1)) - 1}', key): value for key, value in state.items()}
+
+
+def _flip_input(state, key):
+    state[key] = state[key][:, RGB_FROM_BGR]
+
+
+def _flip_output(state, prefix):
+    for suffix in ('weight', 'bias'):
+        if f'{prefix}.{suffix}' in state:
+            state[f'{prefix}.{suffix}'] = state[f'{prefix}.{suffix}'][RGB_FROM_BGR]
+
+
+LSTM_GATES = ('conv_i', 'conv_f', 'conv_g', 'conv_o')
+
+
+def convert_prenet(state):
+    """csdwren/PReNet ``networks.py``: PReNet, PReNet_r, PRN, PRN_r and the ablations."""
+    if 'conv_i.0.weight' in state:
+        recurrent = 'lstm'
+    elif 'conv_z.0.weight' in state:
+        recurrent = 'gru'
+    else:
+        recurrent = 'none'
+    in_ch, out_ch = state['conv0.0.weight'].shape[1], state['conv.0.weight'].shape[0]
+    stage_input = 'concat' if in_ch == 2 * out_ch else 'previous'
+    shared = 'res_conv2.0.weight' not in state
+    num_res = 5 if shared else sum(f'res_conv{i}.0.weight' in state for i in range(1, 100))
+    # the official GRU and "x" variants predict the image directly; the LSTM one is ambiguous
+    residual = recurrent != 'gru' and stage_input == 'concat'
+    if recurrent == 'lstm':
+        state = _fuse(state, [([f'{g}.0' for g in LSTM_GATES], 'lstm.gates')])
+    elif recurrent == 'gru':
+        state = _fuse(state, [(['conv_z.0', 'conv_b.0'], 'gru.gates')])
+    rules = [(r'conv0\.0\.(weight|bias)', r'head.0.\1'), (r'conv\.0\.(weight|bias)', r'tail.\1'),
+             (r'(lstm|gru)\.gates\.(weight|bias)', r'\1.gates.\2'),
+             (r'conv_g\.0\.(weight|bias)', r'gru.candidate.\1'),
+             (r'res_conv(\d+)\.([02]\.(?:weight|bias))', r'body.body.\1.body.\2')]
+    state = _zero_based(_rename(state, rules), 'body.body')
+    options = {'type': 'PReNet', 'num_in_ch': out_ch, 'num_feat': state['head.0.weight'].shape[0], 'num_iters': 6,
+               'num_res': num_res, 'recurrent': recurrent, 'shared_res': shared, 'residual': residual,
+               'stage_input': stage_input}
+    return options, state
+
+
+def convert_brn(state):
+    """csdwren/RecDerain ``generator.py``: BRN. The rain stream's ``res_conv4_r`` and
+    ``res_conv5_r`` are declared but never applied by the official forward; they are dropped."""
+    state = _fuse(state, [([f'{g}.0' for g in LSTM_GATES], 'image.lstm.gates'),
+                          ([f'{g}_r.0' for g in LSTM_GATES], 'rain.lstm.gates')])
+    rules = [(r'conv0\.0\.(weight|bias)', r'image.head.0.\1'), (r'conv\.0\.(weight|bias)', r'image.tail.\1'),
+             (r'conv0_r\.0\.(weight|bias)', r'rain.head.0.\1'), (r'conv_r\.0\.(weight|bias)', r'rain.tail.\1'),
+             (r'(image|rain)\.lstm\.gates\.(weight|bias)', r'\1.lstm.gates.\2'),
+             (r'res_conv[45]_r\..*', None),
+             (r'res_conv(\d+)_r\.([02]\.(?:weight|bias))', r'rain.body.body.\1.body.\2'),
+             (r'res_conv(\d+)\.([02]\.(?:weight|bias))', r'image.body.body.\1.body.\2')]
+    state = _zero_based(_zero_based(_rename(state, rules), 'rain.body.body'), 'image.body.body')
+    num_res = sum(key.startswith('image.body') and key.endswith('0.weight') for key in state)
+    options = {'type': 'BRN', 'num_in_ch': state['image.tail.weight'].shape[0],
+               'num_feat': state['image.tail.weight'].shape[1], 'num_iters': 8, 'num_res': num_res,
+               'num_res_rain': 3}
+    return options, state
+
+
+def convert_rescan(state):
+    """XiaLiPKU/RESCAN ``config/model.py`` with GRU units (its default), trained on BGR images."""
+    if 'rnns.0.conv_xz.weight' not in state:
+        raise WeightsError('only the GRU unit (RESCAN\'s default) is implemented; this file has '
+                           f'{listing(k for k in state if k.startswith("rnns.0."))}')
+    depth = len({key.split('.')[1] for key in state if key.startswith('rnns.')}) + 2
+    groups = []
+    for i in range(depth - 2):
+        groups += [([f'rnns.{i}.conv_xz', f'rnns.{i}.conv_xr', f'rnns.{i}.conv_xn'], f'layers.{i}.conv_x'),
+                   ([f'rnns.{i}.conv_hz', f'rnns.{i}.conv_hr'], f'layers.{i}.conv_h')]
+    rules = [(r'layers\.(\d+)\.(conv_x|conv_h)\.(weight|bias)', r'layers.\1.\2.\3'),
+             (r'rnns\.(\d+)\.conv_hn\.(weight|bias)', r'layers.\1.conv_hn.\2'),
+             (r'rnns\.(\d+)\.se\.fc\.([02])\.(weight|bias)', r'layers.\1.se.fc.\2.\3'),
+             (r'dec\.([03])\.(weight|bias)', r'decoder.\1.\2'),
+             (r'dec\.1\.fc\.([02])\.(weight|bias)', r'decoder.1.fc.\1.\2')]
+    state = _rename(_fuse(state, groups), rules)
+    _flip_input(state, 'layers.0.conv_x.weight')
+    _flip_output(state, 'decoder.3')
+    options = {'type': 'RESCAN', 'num_in_ch': state['decoder.3.weight'].shape[0],
+               'num_feat': state['decoder.3.weight'].shape[1], 'depth': depth, 'num_stages': 4,
+               'se_hidden': state['layers.0.se.fc.0.weight'].shape[0], 'frame': 'full'}
+    return options, state
+
+
+IRNN_DIRECTIONS = ('up', 'right', 'down', 'left')  # the order of SPANet's IRNN parameters here
+
+
+def convert_spanet(state):
+    """stevewongv/SPANet ``SPANet.py``, trained on BGR images. SAM's direction-attention layer is
+    dropped: the official forward computes it but never applies it."""
+    state = dict(state)
+    for irnn in ('irnn1', 'irnn2'):
+        for suffix in ('weight', 'bias'):
+            keys = [f'SAM1.{irnn}.{d}_weight.{suffix}' for d in IRNN_DIRECTIONS]
+            missing = [key for key in keys if key not in state]
+            if missing:
+                raise WeightsError(f'missing {listing(missing)}')
+            state[f'sam.{irnn}.{suffix}'] = torch.stack([state.pop(key).reshape(-1) for key in keys])
+    rules = [(r'conv_in\.0\.weight', r'conv_in.0.weight'), (r'conv_out\.0\.weight', r'conv_out.weight'),
+             (r'sam\.(irnn[12])\.(weight|bias)', r'sam.\1.\2'),
+             (r'SAM1\.(conv_in|conv2|conv3|conv_out)\.weight', r'sam.\1.weight'),
+             (r'SAM1\.attention_layer\..*', None),
+             (r'res_block(\d+)\.group1\.conv1\.weight', r'blocks.\1.body.0.weight'),
+             (r'res_block(\d+)\.group1\.conv2\.weight', r'blocks.\1.body.2.weight'),
+             (r'res_block(\d+)\.group1\.conv3\.weight', r'blocks.\1.body.4.weight')]
+    state = _zero_based(_rename(state, rules), 'blocks')
+    _flip_input(state, 'conv_in.0.weight')
+    _flip_output(state, 'conv_out')
+    options = {'type': 'SPANet', 'num_in_ch': state['conv_out.weight'].shape[0],
+               'num_feat': state['conv_out.weight'].shape[1], 'direction_attention': False}
+    return options, state
+
+
+def convert_rcdnet(state):
+    """hongwang01/RCDNet ``rcdnet.py``. Unused by the official forward and dropped: ``eta1``,
+    ``mnet.*``, and all rain kernels in ``conv`` but ``conv[1]``, the one every stage uses."""
+    prox = r'(\d+)\.(\d)\.(weight|bias|running_mean|running_var|num_batches_tracked)'
+    rules = [(r'eta1|mnet\..*', None), (r'eta2', 'eta_b_init'), (r'eta11', 'eta_m'), (r'eta12', 'eta_b'),
+             (r'weight0', 'kernel_init'), (r'conv', 'kernel'), (r'w_z_f', 'filter_z'), (r'tau', 'tau'),
+             (r'xnet\.resx' + prox, r'prox_b_init.blocks.\1.\2.\3'),
+             (r'fxnet\.resx' + prox, r'prox_b_final.blocks.\1.\2.\3'),
+             (r'x_stage\.(\d+)\.resx' + prox, r'prox_b.\1.blocks.\2.\3.\4'),
+             (r'm_stage\.(\d+)\.resm' + prox, r'prox_m.\1.blocks.\2.\3.\4'),
+             (r'm_stage\.(\d+)\.tau', r'prox_m.\1.tau')]
+    state = _zero_based(_rename(state, rules), 'blocks')
+    state['kernel'] = state['kernel'][1] if state['kernel'].dim() == 5 else state['kernel']
+    num_stages = len({key.split('.')[1] for key in state if key.startswith('prox_m.')})
+    options = {'type': 'RCDNet', 'num_in_ch': state['kernel'].shape[0], 'num_stages': num_stages,
+               'num_m': state['kernel'].shape[1], 'num_z': state['filter_z'].shape[0],
+               'num_res': len({key.split('.')[2] for key in state if key.startswith('prox_b_init.')})}
+    return options, state
+
+
+@dataclass(frozen=True)
+class OfficialFormat:
+    """One official layout: its ``name``, the repository it comes from, the keys that identify it
+    (all must be present), and its converter ``state -> (network_g options, state)``."""
+    name: str
+    source: str
+    signature: tuple
+    convert: Callable
+
+
+FORMATS = (
+    OfficialFormat('BRN', 'csdwren/RecDerain generator.py', ('conv0.0.weight', 'conv0_r.0.weight', 'conv_r.0.weight'),
+                   convert_brn),
+    OfficialFormat('PReNet', 'csdwren/PReNet networks.py', ('conv0.0.weight', 'res_conv1.0.weight', 'conv.0.weight'),
+                   convert_prenet),
+    OfficialFormat('RESCAN', 'XiaLiPKU/RESCAN config/model.py', ('rnns.0.se.fc.0.weight', 'dec.3.weight'),
+                   convert_rescan),
+    OfficialFormat('SPANet', 'stevewongv/SPANet SPANet.py', ('conv_in.0.weight', 'SAM1.conv_in.weight',
+                                                             'res_block1.group1.conv1.weight'), convert_spanet),
+    OfficialFormat('RCDNet', 'hongwang01/RCDNet rcdnet.py', ('eta11', 'eta12', 'weight0', 'w_z_f'), convert_rcdnet),
+)
+
+
+def detect(state):
+    """The ``OfficialFormat`` whose signature keys ``state`` has, or None."""
+    return next((fmt for fmt in FORMATS if all(key in state for key in fmt.signature)), None)
+
+
+def closest(state):
+    """``(format, missing signature keys)`` of the format ``state`` comes nearest to."""
+    scored = [(sum(key in state for key in fmt.signature) / len(fmt.signature), fmt) for fmt in FORMATS]
+    _, fmt = max(scored, key=lambda item: item[0])
+    return fmt, [key for key in fmt.signature if key not in state]
+
+
+def convert(fmt, state):
+    """``fmt.convert(state)`` with a failure reported as a ``WeightsError`` naming the format."""
+    try:
+        return fmt.convert(state)
+    except (WeightsError, KeyError, IndexError, RuntimeError) as error:
+        detail = f'missing key {error}' if isinstance(error, KeyError) else str(error)
+        raise WeightsError(f'looks like a {fmt.name} checkpoint ({fmt.source}) but does not convert: {detail}') \
+            from error

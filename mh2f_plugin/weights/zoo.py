@@ -1,0 +1,149 @@
+"""The model zoo: published checkpoints by name, downloaded, verified and converted on first use.
+
+``zoo.yml`` (beside this module) lists each checkpoint: its arch and options, what it was trained
+on, the published PSNR/SSIM where there are some, a download URL pinned to a commit, and the
+file's sha256. Files are kept under the zoo folder (``--zoo-dir``, else ``$MH2F_ZOO_DIR``, else
+``~/.cache/mh2f_plugin``) at ``OWNER_REPO/PATH`` (the URL's repository and path), so a folder of
+files downloaded by hand in that layout works offline. A file is used only once its sha256
+matches; the converted BasicSR checkpoint is cached beside it (``PATH.basicsr.pth``) where the
+folder is writable. ``$MH2F_ZOO_MIRROR`` replaces ``https://github.com/`` in every URL (a mirror);
+``$MH2F_ZOO_CATALOGUE`` names a catalogue of your own in the same format.
+"""
+import difflib
+import hashlib
+import os
+import re
+import urllib.error
+from dataclasses import dataclass
+from functools import lru_cache
+
+import yaml
+
+from mh2f_plugin.errors import WeightsError
+from mh2f_plugin.weights.checkpoint import save_converted
+
+CATALOGUE = os.path.join(os.path.dirname(__file__), 'zoo.yml')
+GITHUB = 'https://github.com/'
+PREFIX = 'zoo:'
+CONVERTED_SUFFIX = '.basicsr.pth'
+
+
+class ZooError(WeightsError):
+    """A zoo name that is unknown, a download that failed, or a file whose checksum is wrong."""
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One published checkpoint of ``zoo.yml``."""
+    name: str
+    arch: dict
+    trained_on: str
+    url: str
+    sha256: str
+    published: dict
+    note: str = ''
+
+    @property
+    def relative_path(self):
+        """``OWNER_REPO/PATH`` from a ``https://github.com/OWNER/REPO/raw/COMMIT/PATH`` URL."""
+        match = re.fullmatch(r'https://github\.com/([^/]+)/([^/]+)/raw/[0-9a-f]+/(.+)', self.url)
+        return os.path.join(f'{match.group(1)}_{match.group(2)}', *match.group(3).split('/'))
+
+
+def catalogue():
+    """``{name: ZooEntry}`` in the order of ``zoo.yml`` (or of ``$MH2F_ZOO_CATALOGUE``, a catalogue of your own)."""
+    return _read_catalogue(os.environ.get('MH2F_ZOO_CATALOGUE') or CATALOGUE)
+
+
+@lru_cache(maxsize=None)
+def _read_catalogue(path):
+    try:
+        with open(path, encoding='utf-8') as f:
+            raw = yaml.safe_load(f)
+        return {name: ZooEntry(name=name, published=item.pop('published', {}), **item) for name, item in raw.items()}
+    except (OSError, yaml.YAMLError, TypeError, AttributeError) as error:
+        raise ZooError(f'{path}: not a readable zoo catalogue ({error})') from error
+
+
+def zoo_dir(override=None):
+    """The zoo folder: ``override``, else ``$MH2F_ZOO_DIR``, else ``~/.cache/mh2f_plugin``."""
+    return os.path.expanduser(override or os.environ.get('MH2F_ZOO_DIR') or '~/.cache/mh2f_plugin')
+
+
+def entry(name):
+    """The catalogue entry ``name``; ``ZooError`` listing close names when there is none."""
+    entries = catalogue()
+    if name in entries:
+        return entries[name]
+    close = difflib.get_close_matches(name, entries, n=4, cutoff=0.5)
+    hint = f"; close: {', '.join(close)}" if close else ''
+    raise ZooError(f"{PREFIX}{name}: no such zoo name{hint} (basicsr zoo list shows all {len(entries)})")
+
+
+def zoo_name(spec):
+    """The zoo name in a weights argument: ``zoo:NAME``, or ``NAME`` itself when no file of
+    that name exists and it is in the catalogue; None for a file path."""
+    if spec.startswith(PREFIX):
+        return spec[len(PREFIX):]
+    if not os.path.exists(spec) and spec in catalogue():
+        return spec
+    return None
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_url(item):
+    """``item.url`` with ``https://github.com/`` replaced by ``$MH2F_ZOO_MIRROR`` when set."""
+    mirror = os.environ.get('MH2F_ZOO_MIRROR')
+    return mirror.rstrip('/') + '/' + item.url[len(GITHUB):] if mirror else item.url
+
+
+def download(item, path):
+    """Downloads ``item`` to ``path`` with BasicSR's ``load_file_from_url`` (progress bar)."""
+    from basicsr.utils.download_util import load_file_from_url
+    url = download_url(item)
+    folder, file_name = os.path.split(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        load_file_from_url(url, model_dir=folder, progress=True, file_name=file_name)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, 'reason', None) or getattr(error, 'strerror', None) or error
+        raise ZooError(f'{url}: download failed ({reason}); download it by hand to {path} '
+                       '(or name a folder of downloaded files with --zoo-dir / MH2F_ZOO_DIR)') from error
+
+
+def verified_file(item, folder=None):
+    """The path of ``item``'s original file in the zoo folder, downloaded if absent, its sha256
+    checked. A mismatching file is never used: a fresh download is moved aside as ``.corrupt``."""
+    path = os.path.join(zoo_dir(folder), item.relative_path)
+    downloaded = not os.path.isfile(path)
+    if downloaded:
+        download(item, path)
+    found = sha256_of(path)
+    if found != item.sha256:
+        if downloaded:
+            os.replace(path, path + '.corrupt')
+        raise ZooError(f'{path}: sha256 mismatch for {PREFIX}{item.name}: expected {item.sha256}, found {found}; '
+                       'the file was not used' + ('' if downloaded else ' (delete it to download it again)'))
+    return path
+
+
+def fetch(name, folder=None):
+    """``(path, network_g)`` of zoo checkpoint ``name``: the cached converted file if there is one,
+    else the verified original (converted and cached beside it where the folder is writable)."""
+    item = entry(name)
+    original = os.path.join(zoo_dir(folder), item.relative_path)
+    converted = original + CONVERTED_SUFFIX
+    if os.path.isfile(converted):
+        return converted, dict(item.arch)
+    original = verified_file(item, folder)
+    if os.access(os.path.dirname(original), os.W_OK):
+        save_converted(original, converted, dict(item.arch))
+        return converted, dict(item.arch)
+    return original, dict(item.arch)

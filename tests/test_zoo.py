@@ -1,0 +1,171 @@
+"""The model zoo against a real HTTP server on 127.0.0.1: download, verification, cache reuse, offline
+folders, errors in one line, and zoo names wherever weights are taken."""
+import hashlib
+import http.server
+import threading
+
+import cv2
+import pytest
+import torch
+import yaml
+
+import official_layouts
+from conftest import REPO, check_ok, photo, run_basicsr, write_yaml
+from mh2f_plugin.cli.main import main
+from mh2f_plugin.weights import zoo
+from test_weights import REALDATA, needs_realdata
+
+COMMIT = '0' * 40
+
+
+def error_line(err):
+    """The one ``basicsr <verb>: error:`` line of ``err`` (progress bars may precede it; no traceback)."""
+    lines = [line for line in err.splitlines() if ': error: ' in line]
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    return lines[0]
+
+
+class Server:
+    """Serves ``files`` (``{url path: bytes}``) on 127.0.0.1 and records every request path."""
+
+    def __init__(self, files):
+        self.files, self.requests = files, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+
+            def do_GET(self):
+                server.requests.append(self.path)
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/'
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def synthetic_zoo(tmp_path, monkeypatch):
+    """A catalogue of two synthetic official checkpoints (one with a wrong sha256) served locally;
+    ``MH2F_ZOO_MIRROR`` points at the server and ``MH2F_ZOO_DIR`` at an empty folder."""
+    torch.manual_seed(0)
+    files, entries = {}, {}
+    for name, sha_ok in (('tiny-prn', True), ('tiny-bad', False)):
+        path = tmp_path / f'{name}.pth'
+        torch.save(official_layouts.prenet(recurrent='none'), path)
+        data = path.read_bytes()
+        files[f'/someone/derain/raw/{COMMIT}/logs/{name}.pth'] = data
+        entries[name] = {'arch': {'type': 'PRN', 'num_feat': 8}, 'trained_on': 'nothing',
+                         'url': f'https://github.com/someone/derain/raw/{COMMIT}/logs/{name}.pth',
+                         'sha256': hashlib.sha256(data).hexdigest() if sha_ok else 'f' * 64}
+    server = Server(files)
+    monkeypatch.setenv('MH2F_ZOO_CATALOGUE', str(write_yaml(tmp_path / 'catalogue.yml', entries)))
+    monkeypatch.setenv('MH2F_ZOO_MIRROR', server.url)
+    monkeypatch.setenv('MH2F_ZOO_DIR', str(tmp_path / 'zoo'))
+    yield server
+    server.close()
+
+
+def test_download_verifies_converts_and_is_reused_without_a_second_request(synthetic_zoo, tmp_path, capsys):
+    assert main(['zoo', 'get', 'tiny-prn']) == 0
+    assert synthetic_zoo.requests == [f'/someone/derain/raw/{COMMIT}/logs/tiny-prn.pth']
+    original = tmp_path / 'zoo' / 'someone_derain' / 'logs' / 'tiny-prn.pth'
+    converted = torch.load(str(original) + zoo.CONVERTED_SUFFIX)
+    assert {'type': 'PRN', 'num_feat': 8, 'recurrent': 'none'}.items() <= converted['network_g'].items()
+    assert main(['zoo', 'get', 'tiny-prn']) == 0
+    assert len(synthetic_zoo.requests) == 1, 'the cached file is used'
+    net_path, network_opt = zoo.fetch('tiny-prn')
+    assert net_path.endswith(zoo.CONVERTED_SUFFIX) and network_opt['type'] == 'PRN'
+
+
+def test_checksum_mismatch_is_refused_and_the_file_never_used(synthetic_zoo, tmp_path, capsys):
+    assert main(['zoo', 'get', 'tiny-bad']) == 2
+    err = error_line(capsys.readouterr().err)
+    assert f"sha256 mismatch for zoo:tiny-bad: expected {'f' * 64}, found " in err
+    folder = tmp_path / 'zoo' / 'someone_derain' / 'logs'
+    assert not (folder / 'tiny-bad.pth').exists() and (folder / 'tiny-bad.pth.corrupt').exists()
+    assert not list(folder.glob('*' + zoo.CONVERTED_SUFFIX))
+
+
+def test_unreachable_server_is_one_line_naming_url_and_where_to_put_the_file(synthetic_zoo, monkeypatch, capsys):
+    synthetic_zoo.close()
+    assert main(['zoo', 'get', 'tiny-prn']) == 2
+    err = error_line(capsys.readouterr().err)
+    assert f'{synthetic_zoo.url}someone/derain/raw/{COMMIT}/logs/tiny-prn.pth: download failed' in err
+    assert 'download it by hand to ' in err and 'someone_derain/logs/tiny-prn.pth' in err
+
+
+def test_a_folder_of_downloaded_files_needs_no_request(synthetic_zoo, tmp_path, capsys):
+    offline = tmp_path / 'offline' / 'someone_derain' / 'logs'
+    offline.mkdir(parents=True)
+    (offline / 'tiny-prn.pth').write_bytes((tmp_path / 'tiny-prn.pth').read_bytes())
+    assert main(['zoo', 'get', 'tiny-prn', '--zoo-dir', str(tmp_path / 'offline')]) == 0
+    assert synthetic_zoo.requests == []
+    assert str(offline) in capsys.readouterr().out
+
+
+def test_unknown_name_lists_close_ones(synthetic_zoo, capsys):
+    assert main(['zoo', 'get', 'tiny-pnr']) == 2
+    assert 'zoo:tiny-pnr: no such zoo name; close: tiny-prn' in capsys.readouterr().err
+
+
+def test_zoo_names_work_in_derain_compare_and_pretrain_network_g(synthetic_zoo, tmp_path, monkeypatch, capsys):
+    cv2.imwrite(str(tmp_path / 'street.png'), photo(2, (23, 31)))
+    assert main(['derain', str(tmp_path / 'street.png'), str(tmp_path / 'out.png'), '--weights', 'tiny-prn']) == 0
+    assert cv2.imread(str(tmp_path / 'out.png')).shape == (23, 31, 3)
+    from test_datasets import make_input_target
+    make_input_target(tmp_path / 'data')
+    assert main(['compare', '--weights', 'tiny-prn', '--data', str(tmp_path / 'data'), '--size', '32x32',
+                 '--out', str(tmp_path / 'cmp'), '--figure', 'none']) == 0
+    assert '| tiny-prn | 0.006 |' in capsys.readouterr().out  # PRN at width 8: 6,499 parameters
+    options = yaml.safe_load((REPO / 'options' / 'test_prn6_rain100h.yml').read_text())
+    options['path']['pretrain_network_g'] = 'zoo:tiny-prn'
+    options['datasets']['test_1'].update(dataroot=str(tmp_path / 'data'))
+    options['val']['save_img'] = False
+    monkeypatch.chdir(tmp_path)
+    assert main(['test', '-opt', str(write_yaml(tmp_path / 'test.yml', options))]) == 0
+    assert '| Rain100H |' in capsys.readouterr().out
+    assert len(synthetic_zoo.requests) == 1
+
+
+@needs_realdata
+def test_download_of_the_real_official_files(tmp_path, monkeypatch):
+    names = ['prn6_r-rain100h', 'rescan-rain200h']
+    files = {}
+    for name in names:
+        item = zoo.entry(name)
+        files['/' + item.url[len(zoo.GITHUB):]] = (REALDATA / 'weights' / item.relative_path).read_bytes()
+    server = Server(files)
+    try:
+        env = {'MH2F_ZOO_MIRROR': server.url, 'MH2F_ZOO_DIR': str(tmp_path / 'zoo')}
+        result = check_ok(run_basicsr(['zoo', 'get'] + names, cwd=tmp_path, env=env))
+        assert sorted(server.requests) == sorted(files)
+        for name in names:
+            assert (tmp_path / 'zoo' / (zoo.entry(name).relative_path + zoo.CONVERTED_SUFFIX)).is_file()
+            assert name in result.stdout
+        check_ok(run_basicsr(['zoo', 'get'] + names, cwd=tmp_path, env=env))
+        assert len(server.requests) == len(files)
+    finally:
+        server.close()
+
+
+def test_zoo_list_renders_the_catalogue():
+    from mh2f_plugin.cli.zoo import catalogue_table
+    table = catalogue_table()
+    assert table.count('\n') == len(zoo.catalogue()) + 1
+    assert '| `prenet6-rain100h` | PReNet | ' in table and 'Rain100H 29.46/0.899' in table
+    for item in zoo.catalogue().values():
+        assert item.relative_path.count('/') >= 2 and len(item.sha256) == 64
