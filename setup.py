@@ -26,7 +26,7 @@ setup(
         'scikit-image',
         'matplotlib',
     ],
-    extras_require={'dev': ['pytest']},
+    extras_require={'dev': ['pytest', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0']},
     entry_points={
         'console_scripts': ['basicsr = mh2f_plugin.cli.main:main'],
         'basicsr.plugins': ['mh2f_plugin = mh2f_plugin'],

@@ -8,16 +8,15 @@ and 2 workers, then draws 64x64 training pairs (batch 16, flips) through BasicSR
     python benchmarks/bench_data.py [--pairs 200] [--batches 60]
 """
 import argparse
+import cv2
+import numpy as np
 import os
 import tempfile
 import time
-
-import cv2
-import numpy as np
+from basicsr.data import build_dataloader, build_dataset
 from skimage import data as skdata
 
 import mh2f_plugin  # noqa: F401
-from basicsr.data import build_dataloader, build_dataset
 from mh2f_plugin.data import lmdb_store
 from mh2f_plugin.data.layouts import find_pairs
 from mh2f_plugin.data.rain_synthesis import add_rain
@@ -39,9 +38,21 @@ def make_tree(root, count):
 
 
 def pairs_per_second(dataroot, backend, batches):
-    opt = {'name': 'bench', 'type': 'PairedDerainDataset', 'dataroot': dataroot, 'io_backend': {'type': backend},
-           'phase': 'train', 'gt_size': 64, 'use_hflip': True, 'use_rot': False, 'batch_size_per_gpu': 16,
-           'num_worker_per_gpu': 2, 'dataset_enlarge_ratio': 1}
+    opt = {
+        'name': 'bench',
+        'type': 'PairedDerainDataset',
+        'dataroot': dataroot,
+        'io_backend': {
+            'type': backend
+        },
+        'phase': 'train',
+        'gt_size': 64,
+        'use_hflip': True,
+        'use_rot': False,
+        'batch_size_per_gpu': 16,
+        'num_worker_per_gpu': 2,
+        'dataset_enlarge_ratio': 1
+    }
     loader = build_dataloader(build_dataset(opt), opt, num_gpu=0, dist=False, seed=0)
     iterator = iter(loader)
     next(iterator)  # workers started
@@ -72,11 +83,15 @@ def main():
             out = os.path.join(tmp, f'lmdb{workers}')
             start = time.perf_counter()
             lmdb_store.write_lmdb(src, out, pairs, layout, workers=workers, progress=False)
-            print(f'| `basicsr lmdb` conversion, {workers} worker(s) | '
-                  f'{images / (time.perf_counter() - start):.0f} images/s |', flush=True)
+            print(
+                f'| `basicsr lmdb` conversion, {workers} worker(s) | '
+                f'{images / (time.perf_counter() - start):.0f} images/s |',
+                flush=True)
         for backend, root in (('disk', src), ('lmdb', os.path.join(tmp, 'lmdb2'))):
-            print(f'| training pairs (64x64, batch 16, 2 loader workers) from {backend} | '
-                  f'{pairs_per_second(root, backend, args.batches):.0f} pairs/s |', flush=True)
+            print(
+                f'| training pairs (64x64, batch 16, 2 loader workers) from {backend} | '
+                f'{pairs_per_second(root, backend, args.batches):.0f} pairs/s |',
+                flush=True)
 
 
 if __name__ == '__main__':

@@ -15,7 +15,6 @@ import argparse
 import json
 import multiprocessing
 import time
-
 import torch
 
 from mh2f_plugin.cli.measure import PeakMemory, macs
@@ -116,8 +115,10 @@ def _measure(args, task, queue):
         result = {'fp32': matmul_peak_gflops(device), 'bf16': matmul_peak_gflops(device, torch.bfloat16)}
     elif task == 'macs':
         net = default_network()
-        result = {'train_flops': 3 * 2 * macs(net, (3, args.crop, args.crop)) * args.batch,
-                  'forward_flops': 2 * macs(net, (3, args.height, args.width))}
+        result = {
+            'train_flops': 3 * 2 * macs(net, (3, args.crop, args.crop)) * args.batch,
+            'forward_flops': 2 * macs(net, (3, args.height, args.width))
+        }
     elif task == 'loss':
         result = {'loss_ms': loss_ms(device, args.batch, args.crop, args.repeats * 4)}
     else:
@@ -174,10 +175,11 @@ def main():
         forward['gflops'] = flops['forward_flops'] / forward['ms'] / 1e6
         peak = peaks['bf16' if variant.startswith('bf16') else 'fp32']
         results['variants'][variant] = {'train': train, 'forward': forward}
-        print(f"| {variant} | {train['ms']:.0f} | {train['gflops']:.1f} | {100 * train['gflops'] / peak:.0f}% | "
-              f"{train['peak_mb']:.0f} | {forward['ms']:.0f} | {forward['gflops']:.1f} | "
-              f"{100 * forward['gflops'] / peak:.0f}% | {forward['peak_mb']:.0f} | {100 * loss / train['ms']:.1f}% |",
-              flush=True)
+        print(
+            f"| {variant} | {train['ms']:.0f} | {train['gflops']:.1f} | {100 * train['gflops'] / peak:.0f}% | "
+            f"{train['peak_mb']:.0f} | {forward['ms']:.0f} | {forward['gflops']:.1f} | "
+            f"{100 * forward['gflops'] / peak:.0f}% | {forward['peak_mb']:.0f} | {100 * loss / train['ms']:.1f}% |",
+            flush=True)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)

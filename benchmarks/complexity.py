@@ -6,7 +6,6 @@
 GMACs are multiply-accumulates (what mmengine calls "flops") of one forward pass on one image.
 """
 import argparse
-
 import torch
 import yaml
 from mmengine.analysis import parameter_count

@@ -6,11 +6,10 @@ Layout ``input/`` + ``target/`` (Rain13K-style). Training pairs come from five p
 held-out validation pairs from two others; the rain is drawn with fixed seeds, so the output is
 the same on every run.
 """
-import os
-import sys
-
 import cv2
 import numpy as np
+import os
+import sys
 from skimage import data as skdata
 
 from mh2f_plugin.data.rain_synthesis import add_rain

@@ -4,13 +4,15 @@ Each fix names the symptom it cures; ``apply()`` installs all of them once. The 
 must be in place before the first ``import basicsr``, so this module imports BasicSR only inside
 ``apply()``. On a machine with CUDA, BasicSR's own code paths run unchanged.
 """
+import logging
 import os
 import sys
-import types
-
 import torch
 import torch.distributed as dist
+import types
 from torch.nn.parallel import DistributedDataParallel
+
+from mh2f_plugin.errors import CheckpointError
 
 _applied = False
 _original_model_to_device = None
@@ -42,26 +44,60 @@ def _resume_device(opt):
     return torch.device('cpu')
 
 
+def _newest_complete_state(state_dir, device):
+    """``(path, state)`` of the newest training state in ``state_dir`` that loads and whose
+    ``net_g`` checkpoint loads too; others (truncated, foreign names) are skipped with a warning."""
+    from basicsr.utils import scandir
+
+    # not get_root_logger(): that would set the logger up before BasicSR gives it its log file
+    logger = logging.getLogger('basicsr')
+    candidates = []
+    for name in scandir(state_dir, suffix='.state'):
+        stem = name[:-len('.state')]
+        if stem.isdigit():
+            candidates.append(int(stem))
+        else:
+            logger.warning(f'{os.path.join(state_dir, name)}: not a training state of this run (name); skipped')
+    models = os.path.join(os.path.dirname(state_dir), 'models')
+    for it in sorted(candidates, reverse=True):
+        path = os.path.join(state_dir, f'{it}.state')
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+            torch.load(os.path.join(models, f'net_g_{it}.pth'), map_location='cpu', weights_only=True)
+            return path, state
+        except Exception as error:  # any failure to load means the state is not complete
+            logger.warning(f'{path}: cannot resume from it ({type(error).__name__}: {error}); trying an older one')
+    return None, None
+
+
 def load_resume_state(opt):
     """Resuming on CPU fails: ``RuntimeError: Found no NVIDIA driver`` (basicsr/train.py:85).
 
     BasicSR maps the saved state to ``torch.cuda.current_device()`` whatever ``num_gpu`` says.
     This is BasicSR's function with the state mapped to the model's device instead; with
-    ``auto_resume`` it looks for states under the run's ``root_path`` (the user's directory).
+    ``auto_resume`` it looks for states under the run's ``root_path`` (the user's directory) and
+    takes the newest one that loads with its checkpoint, where BasicSR takes the highest number
+    and crashes on a truncated or stray file.
     """
-    from basicsr.utils import check_resume, scandir
+    from basicsr.utils import check_resume
 
+    device = _resume_device(opt)
     resume_state_path = opt['path'].get('resume_state')
+    resume_state = None
     if opt['auto_resume']:
         state_dir = os.path.join(opt.get('root_path', '.'), 'experiments', opt['name'], 'training_states')
         if os.path.isdir(state_dir):
-            iters = [int(name[:-len('.state')]) for name in scandir(state_dir, suffix='.state')]
-            if iters:
-                resume_state_path = os.path.join(state_dir, f'{max(iters)}.state')
-                opt['path']['resume_state'] = resume_state_path
+            found, resume_state = _newest_complete_state(state_dir, device)
+            if found:
+                resume_state_path = opt['path']['resume_state'] = found
     if not resume_state_path:
         return None
-    resume_state = torch.load(resume_state_path, map_location=_resume_device(opt))
+    if resume_state is None:
+        try:
+            resume_state = torch.load(resume_state_path, map_location=device, weights_only=True)
+        except Exception as error:  # missing, truncated or foreign: the user's path:resume_state
+            raise CheckpointError(f'{resume_state_path}: cannot resume from it ({type(error).__name__}: {error})') \
+                from error
     check_resume(opt, resume_state['iter'])
     return resume_state
 

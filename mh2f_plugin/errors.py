@@ -12,3 +12,23 @@ class UserError(Exception):
 
 class WeightsError(UserError, ValueError):
     """A weights file that is missing, unreadable, of an unknown format, or of another network."""
+
+
+class CheckpointError(UserError, OSError):
+    """A checkpoint or training state that could not be written completely (disk full, permissions)."""
+
+
+class NonFiniteLossError(UserError, FloatingPointError):
+    """A training loss that is NaN or infinite."""
+
+
+class OptionsError(UserError, ValueError):
+    """An options file or command-line flag that cannot run: a missing key, a wrong type, an unknown name."""
+
+
+class InvalidOption(UserError, ValueError):
+    """An option value that a network, loss, dataset or model refuses (named with its component)."""
+
+
+class DatasetError(UserError, ValueError):
+    """Data that does not fit its options: pair sizes that differ, an image smaller than the crop."""

@@ -1,13 +1,12 @@
 """Shared helpers: tiny image data made from scikit-image's photographs, options files, the CLI."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
+import os
 import pytest
+import subprocess
+import sys
 import yaml
+from pathlib import Path
 from skimage import data as skdata
 
 import mh2f_plugin  # noqa: F401  (first: fixes BasicSR 1.4.2 imports before any test imports basicsr)

@@ -51,8 +51,12 @@ def rescan(feat=8, depth=5, se_hidden=6):
         state[f'rnns.{i}.se.fc.2.weight'] = torch.randn(feat, se_hidden) * 0.1
         state[f'rnns.{i}.se.fc.2.bias'] = torch.randn(feat) * 0.1
     _conv(state, 'dec.0', feat, feat)
-    state.update({'dec.1.fc.0.weight': torch.randn(se_hidden, feat), 'dec.1.fc.0.bias': torch.randn(se_hidden),
-                  'dec.1.fc.2.weight': torch.randn(feat, se_hidden), 'dec.1.fc.2.bias': torch.randn(feat)})
+    state.update({
+        'dec.1.fc.0.weight': torch.randn(se_hidden, feat),
+        'dec.1.fc.0.bias': torch.randn(se_hidden),
+        'dec.1.fc.2.weight': torch.randn(feat, se_hidden),
+        'dec.1.fc.2.bias': torch.randn(feat)
+    })
     _conv(state, 'dec.3', 3, feat, k=1)
     return {'net': state, 'clock': 100, 'opt': {'state': {}, 'param_groups': []}}
 
@@ -95,10 +99,16 @@ def _prox(state, name, kind, channels, num_res, threshold=False):
 
 def rcdnet(stages=3, num_m=4, num_z=4, num_res=1):
     """hongwang01/RCDNet rcdnet.py Mainnet (with its unused eta1 and mnet)."""
-    state = {'eta1': torch.ones(1), 'eta2': torch.full((1, ), 5.), 'eta11': torch.rand(stages - 1, 1),
-             'eta12': torch.rand(stages - 1, 1) * 5, 'weight0': torch.rand(3, num_m, 9, 9) / 81,
-             'conv': torch.rand(stages - 1, 3, num_m, 9, 9) / 81, 'w_z_f': torch.rand(num_z, 3, 3, 3) / 9,
-             'tau': torch.ones(1)}
+    state = {
+        'eta1': torch.ones(1),
+        'eta2': torch.full((1, ), 5.),
+        'eta11': torch.rand(stages - 1, 1),
+        'eta12': torch.rand(stages - 1, 1) * 5,
+        'weight0': torch.rand(3, num_m, 9, 9) / 81,
+        'conv': torch.rand(stages - 1, 3, num_m, 9, 9) / 81,
+        'w_z_f': torch.rand(num_z, 3, 3, 3) / 9,
+        'tau': torch.ones(1)
+    }
     _prox(state, 'xnet', 'x', num_z + 3, num_res)
     _prox(state, 'mnet', 'm', num_m, num_res, threshold=True)
     for stage in range(stages):

@@ -1,11 +1,12 @@
 """The ``basicsr`` command: BasicSR's training and test pipelines on CPU, resume, distributed, errors."""
-import re
-
+import os
 import pytest
+import re
 import torch
 
-from conftest import TORCHRUN, check_ok, run_basicsr, write_yaml
+import mh2f_plugin
 from mh2f_plugin.cli.main import main
+from conftest import REPO, TORCHRUN, check_ok, run_basicsr, subprocess_env, write_yaml
 
 
 def train_options(name, data, total_iter=20, model_type='SRModel'):
@@ -18,44 +19,129 @@ def train_options(name, data, total_iter=20, model_type='SRModel'):
         'manual_seed': 0,
         'datasets': {
             'train': {
-                'name': 'tiny', 'type': 'PairedImageDataset', 'dataroot_gt': str(data['train'] / 'gt'),
-                'dataroot_lq': str(data['train'] / 'lq'), 'io_backend': {'type': 'disk'}, 'gt_size': 32,
-                'use_hflip': True, 'use_rot': False, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2
+                'name': 'tiny',
+                'type': 'PairedImageDataset',
+                'dataroot_gt': str(data['train'] / 'gt'),
+                'dataroot_lq': str(data['train'] / 'lq'),
+                'io_backend': {
+                    'type': 'disk'
+                },
+                'gt_size': 32,
+                'use_hflip': True,
+                'use_rot': False,
+                'num_worker_per_gpu': 0,
+                'batch_size_per_gpu': 2
             },
             'val': {
-                'name': 'tiny_val', 'type': 'PairedImageDataset', 'dataroot_gt': str(data['val'] / 'gt'),
-                'dataroot_lq': str(data['val'] / 'lq'), 'io_backend': {'type': 'disk'}
+                'name': 'tiny_val',
+                'type': 'PairedImageDataset',
+                'dataroot_gt': str(data['val'] / 'gt'),
+                'dataroot_lq': str(data['val'] / 'lq'),
+                'io_backend': {
+                    'type': 'disk'
+                }
             },
         },
-        'network_g': {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 2,
-                      'upscale': 1},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'network_g': {
+            'type': 'SRVGGNetCompact',
+            'num_in_ch': 3,
+            'num_out_ch': 3,
+            'num_feat': 8,
+            'num_conv': 2,
+            'upscale': 1
+        },
+        'path': {
+            'pretrain_network_g': None,
+            'strict_load_g': True,
+            'resume_state': None
+        },
         'train': {
-            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
-            'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
+            'optim_g': {
+                'type': 'Adam',
+                'lr': 1e-3,
+                'betas': [0.9, 0.99]
+            },
+            'scheduler': {
+                'type': 'MultiStepLR',
+                'milestones': [10],
+                'gamma': 0.5
+            },
             'total_iter': total_iter,
             'warmup_iter': -1,
-            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+            'pixel_opt': {
+                'type': 'L1Loss',
+                'loss_weight': 1.0,
+                'reduction': 'mean'
+            },
         },
-        'val': {'val_freq': 20, 'save_img': False, 'metrics': {
-            'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': True},
-            'ssim': {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': True},
-        }},
-        'logger': {'print_freq': 10, 'save_checkpoint_freq': 20, 'use_tb_logger': True},
-        'dist_params': {'backend': 'nccl', 'port': 29500},
+        'val': {
+            'val_freq': 20,
+            'save_img': False,
+            'metrics': {
+                'psnr': {
+                    'type': 'calculate_psnr',
+                    'crop_border': 0,
+                    'test_y_channel': True
+                },
+                'ssim': {
+                    'type': 'calculate_ssim',
+                    'crop_border': 0,
+                    'test_y_channel': True
+                },
+            }
+        },
+        'logger': {
+            'print_freq': 10,
+            'save_checkpoint_freq': 20,
+            'use_tb_logger': True
+        },
+        'dist_params': {
+            'backend': 'nccl',
+            'port': 29500
+        },
     }
 
 
 def eval_options(name, data, weights):
     return {
-        'name': name, 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 0,
-        'datasets': {'test_1': {'name': 'tiny_test', 'type': 'PairedImageDataset',
-                                'dataroot_gt': str(data['val'] / 'gt'), 'dataroot_lq': str(data['val'] / 'lq'),
-                                'io_backend': {'type': 'disk'}}},
-        'network_g': {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 2,
-                      'upscale': 1},
-        'path': {'pretrain_network_g': str(weights), 'strict_load_g': True, 'param_key_g': 'params'},
-        'val': {'save_img': True, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}},
+        'name': name,
+        'model_type': 'SRModel',
+        'scale': 1,
+        'num_gpu': 0,
+        'manual_seed': 0,
+        'datasets': {
+            'test_1': {
+                'name': 'tiny_test',
+                'type': 'PairedImageDataset',
+                'dataroot_gt': str(data['val'] / 'gt'),
+                'dataroot_lq': str(data['val'] / 'lq'),
+                'io_backend': {
+                    'type': 'disk'
+                }
+            }
+        },
+        'network_g': {
+            'type': 'SRVGGNetCompact',
+            'num_in_ch': 3,
+            'num_out_ch': 3,
+            'num_feat': 8,
+            'num_conv': 2,
+            'upscale': 1
+        },
+        'path': {
+            'pretrain_network_g': str(weights),
+            'strict_load_g': True,
+            'param_key_g': 'params'
+        },
+        'val': {
+            'save_img': True,
+            'metrics': {
+                'psnr': {
+                    'type': 'calculate_psnr',
+                    'crop_border': 0
+                }
+            }
+        },
     }
 
 
@@ -75,8 +161,8 @@ def test_train_resume_and_test_on_cpu(tmp_path, paired_data):
     assert re.search(r'Validation tiny_val\s+# psnr: [\d.]+.*\s+# ssim: 0\.\d+', log, re.S), log[-2000:]
 
     # --auto_resume continues from iteration 20 on CPU (BasicSR maps the state to CUDA otherwise).
-    check_ok(run_basicsr(['train', '-opt', options, '--auto_resume', '--force_yml', 'train:total_iter=40'],
-                         cwd=tmp_path))
+    check_ok(
+        run_basicsr(['train', '-opt', options, '--auto_resume', '--force_yml', 'train:total_iter=40'], cwd=tmp_path))
     log = read_logs(run, 'train')
     assert 'Resuming training from epoch' in log and 'iter: 20.' in log
     assert re.search(r'\[epoch:\s*\d+, iter:\s+30, lr:\(5\.000e-04,\)\]', log), 'scheduler state not resumed'
@@ -98,10 +184,16 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path, paired_data
     options['val']['val_freq'] = 3  # validation on rank 0 while rank 1 trains on: must not hang
     options['network_g'] = {'type': 'MH2FNet', 'num_feat': 8, 'num_blocks': 2}
     options['train']['pixel_opt'] = {'type': 'L1SSIMLoss'}
-    options['datasets']['train'].update(type='PairedDerainDataset', dataroot=str(paired_data['train']), layout='regex',
-                                        lq_folder='lq', gt_folder='gt', pattern='(.+)')
+    options['datasets']['train'].update(
+        type='PairedDerainDataset',
+        dataroot=str(paired_data['train']),
+        layout='regex',
+        lq_folder='lq',
+        gt_folder='gt',
+        pattern='(.+)')
     path = write_yaml(tmp_path / 'ddp.yml', options)
-    result = run_basicsr(['train', '-opt', path, '--launcher', 'pytorch'], cwd=tmp_path,
+    result = run_basicsr(['train', '-opt', path, '--launcher', 'pytorch'],
+                         cwd=tmp_path,
                          env={'BASICSR_PLUGINS': 'rank_dump_plugin'},
                          launcher=[TORCHRUN, '--standalone', '--nproc_per_node=2'])
     check_ok(result)
@@ -115,6 +207,17 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path, paired_data
     # Each rank seeds its own initialisation (seed + rank): equality proves DDP synchronised them.
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
+
+
+def test_subprocesses_run_the_checkout_under_test(tmp_path, monkeypatch):
+    """``run_basicsr`` puts this checkout first on PYTHONPATH, keeping what was there after it."""
+    decoy = tmp_path / 'decoy' / 'mh2f_plugin'
+    decoy.mkdir(parents=True)
+    (decoy / '__init__.py').write_text('raise ImportError("the decoy was imported")\n')
+    monkeypatch.setenv('PYTHONPATH', str(decoy.parent))
+    result = check_ok(run_basicsr(['--version'], cwd=tmp_path))
+    assert f"mh2f_plugin {mh2f_plugin.__version__} ({REPO / 'mh2f_plugin'})" in result.stdout
+    assert str(decoy.parent) in subprocess_env()['PYTHONPATH'].split(os.pathsep)[2:]
 
 
 def test_list_names_each_registration_with_its_package(tmp_path):
@@ -176,7 +279,8 @@ def test_unknown_command_is_refused(capsys):
 
 def test_test_options_need_no_training_keys(tmp_path, paired_data):
     from mh2f_plugin.cli.options import OptionsError, check_options
+    torch.save({'params': {}}, tmp_path / 'w.pth')
     path = write_yaml(tmp_path / 'test.yml', eval_options('t', paired_data, tmp_path / 'w.pth'))
-    assert check_options(str(path), is_train=False)['network_g']['type'] == 'SRVGGNetCompact'
+    assert check_options(str(path), is_train=False)[0]['network_g']['type'] == 'SRVGGNetCompact'
     with pytest.raises(OptionsError, match="missing key 'datasets:train'"):
         check_options(str(path), is_train=True)

@@ -1,10 +1,9 @@
 """The PReNet and RESCAN baselines, and basicsr compare."""
 import csv
-import time
-
 import cv2
 import numpy as np
 import pytest
+import time
 import torch
 from basicsr.metrics import calculate_psnr
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -20,13 +19,15 @@ def count(net):
     return sum(p.numel() for p in net.parameters())
 
 
-@pytest.mark.parametrize('arch, expected', [
-    # PReNet: conv0 6->32 (1,760) + LSTM gates 64->4x32 (73,856) + 5 res blocks (92,480) + conv 32->3 (867)
-    (PReNet, 168_963),
-    # RESCAN: GRU 3->24 (x: 2,016; h for z, r: 10,416; h for n: 5,208; SE: 318), 4 GRUs 24->24 (x: 15,624 and
-    # the same 15,942 each), decoder 3x3 (5,208) + SE (318) + 1x1 (75): about 0.15 M
-    (RESCAN, 17_958 + 4 * 31_566 + 5_601),
-])
+@pytest.mark.parametrize(
+    'arch, expected',
+    [
+        # PReNet: conv0 6->32 (1,760) + LSTM gates 64->4x32 (73,856) + 5 res blocks (92,480) + conv 32->3 (867)
+        (PReNet, 168_963),
+        # RESCAN: GRU 3->24 (x: 2,016; h for z, r: 10,416; h for n: 5,208; SE: 318), 4 GRUs 24->24 (x: 15,624 and
+        # the same 15,942 each), decoder 3x3 (5,208) + SE (318) + 1x1 (75): about 0.15 M
+        (RESCAN, 17_958 + 4 * 31_566 + 5_601),
+    ])
 def test_published_defaults_and_parameter_counts(arch, expected):
     assert ARCH_REGISTRY.get(arch.__name__) is arch
     assert count(arch()) == expected
@@ -62,12 +63,13 @@ def read_table(out):
 
 def test_compare_untrained_networks_gives_complexity_and_speed(tmp_path, capsys):
     make_input_target(tmp_path / 'data')
-    assert main(['compare'] + TINY + ['--data', str(tmp_path / 'data'), '--size', '64x48',
-                                      '--out', str(tmp_path / 'out')]) == 0
+    assert main(['compare'] + TINY +
+                ['--data', str(tmp_path / 'data'), '--size', '64x48', '--out',
+                 str(tmp_path / 'out')]) == 0
     rainy, *rows = read_table(tmp_path / 'out')
     assert [r['network'] for r in rows] == ['MH2FNet', 'PReNet']
-    assert set(rows[0]) == {'network', 'parameters (M)', 'GMACs (64x48)', 'ms / image', 'peak MB / image', 'PSNR',
-                            'SSIM'}
+    assert set(
+        rows[0]) == {'network', 'parameters (M)', 'GMACs (64x48)', 'ms / image', 'peak MB / image', 'PSNR', 'SSIM'}
     assert float(rows[0]['parameters (M)']) == pytest.approx(
         count(ARCH_REGISTRY.get('MH2FNet')(num_feat=8, num_blocks=2)) / 1e6, abs=1e-3)
     assert all(float(r['GMACs (64x48)']) > 0 and float(r['ms / image']) > 0 for r in rows)
@@ -87,8 +89,10 @@ def test_compare_after_a_shared_short_training(tmp_path, monkeypatch):
     (tmp_path / 'datasets').symlink_to(REPO / 'datasets')
     monkeypatch.chdir(tmp_path)
     recipe = str(REPO / 'options/train_mh2f_demo.yml')
-    assert main(['compare'] + TINY + ['--data', 'datasets/demo/val', '--recipe', recipe, '--train-iters', '2',
-                                      '--size', '32x32', '--out', 'out']) == 0
+    assert main(
+        ['compare'] + TINY +
+        ['--data', 'datasets/demo/val', '--recipe', recipe, '--train-iters', '2', '--size', '32x32', '--out', 'out']
+    ) == 0
     rows = read_table(tmp_path / 'out')[1:]
     assert len(rows) == 2
     for row in rows:
@@ -134,10 +138,13 @@ def test_unknown_arch_lists_the_registered_ones(tmp_path, capsys):
 
 def test_stock_basicsr_arch_in_a_comparison(tmp_path):
     make_input_target(tmp_path / 'data')
-    assert main(['compare', '--arch', 'RIDNet:{in_channels: 3, mid_channels: 16, out_channels: 3}', '--arch',
-                 'SwinIR:{upscale: 1, upsampler: "", img_size: 16, window_size: 4, embed_dim: 12, depths: [1], '
-                 'num_heads: [2], mlp_ratio: 1}', '--data', str(tmp_path / 'data'), '--size', '37x29',
-                 '--out', str(tmp_path / 'out')]) == 0
+    assert main([
+        'compare', '--arch', 'RIDNet:{in_channels: 3, mid_channels: 16, out_channels: 3}', '--arch',
+        'SwinIR:{upscale: 1, upsampler: "", img_size: 16, window_size: 4, embed_dim: 12, depths: [1], '
+        'num_heads: [2], mlp_ratio: 1}', '--data',
+        str(tmp_path / 'data'), '--size', '37x29', '--out',
+        str(tmp_path / 'out')
+    ]) == 0
     assert [r['network'] for r in read_table(tmp_path / 'out')] == ['rainy input', 'RIDNet', 'SwinIR']
 
 
@@ -146,15 +153,21 @@ def test_weights_alone_make_a_row_and_the_figure_shows_every_method(tmp_path, ca
     make_input_target(tmp_path / 'data')
     torch.manual_seed(0)
     torch.save(official_layouts.prenet(recurrent='none', shared=True), tmp_path / 'prn_r.pth')
-    assert main(['compare', '--weights', f'PRN_r official={tmp_path / "prn_r.pth"}', '--data', str(tmp_path / 'data'),
-                 '--size', '32x32', '--figure', 'b_2', '--out', str(tmp_path / 'out')]) == 0
+    assert main([
+        'compare', '--weights', f'PRN_r official={tmp_path / "prn_r.pth"}', '--data',
+        str(tmp_path / 'data'), '--size', '32x32', '--figure', 'b_2', '--out',
+        str(tmp_path / 'out')
+    ]) == 0
     rainy, row = read_table(tmp_path / 'out')
     assert row['network'] == 'PRN_r official' and row['PSNR'] != ''
     assert float(row['parameters (M)']) == pytest.approx(count(ARCH_REGISTRY.get('PRN_r')(num_feat=8)) / 1e6, abs=1e-3)
     figure = cv2.imread(str(tmp_path / 'out' / 'figure_b_2.png'))
     assert figure.shape[1] > figure.shape[0], 'rainy | method | ground truth side by side, zooms below'
-    assert main(['compare', '--arch', 'PRN', '--data', str(tmp_path / 'data'), '--figure', 'nope',
-                 '--out', str(tmp_path / 'out2')]) == 2
+    assert main([
+        'compare', '--arch', 'PRN', '--data',
+        str(tmp_path / 'data'), '--figure', 'nope', '--out',
+        str(tmp_path / 'out2')
+    ]) == 2
     assert "--figure: no image named nope in" in capsys.readouterr().err
 
 

@@ -1,8 +1,10 @@
 """Each BasicSR 1.4.2 compatibility fix, checked where it acts (end-to-end checks are in test_cli)."""
-import os
-
+import io
 import numpy as np
+import os
+import pytest
 import torch
+from pathlib import Path
 
 import mh2f_plugin  # noqa: F401  (applies the fixes)
 from mh2f_plugin import compat
@@ -14,18 +16,48 @@ def test_basicsr_imports_with_current_torchvision():
     assert degradations.rgb_to_grayscale is rgb_to_grayscale
 
 
-def test_resume_state_loads_onto_the_cpu_without_cuda(tmp_path):
-    states = tmp_path / 'experiments' / 'run' / 'training_states'
+def save_as_if_on_cuda(obj, path):
+    """``torch.save`` whose tensors are recorded as CUDA tensors, as a GPU run writes them."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer, _use_new_zipfile_serialization=False)
+    data = buffer.getvalue()
+    assert data.count(b'X\x03\x00\x00\x00cpu') >= 1  # the pickled location string of each storage
+    Path(path).write_bytes(data.replace(b'X\x03\x00\x00\x00cpu', b'X\x06\x00\x00\x00cuda:0'))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the machine without CUDA')
+def test_resume_state_from_a_gpu_run_loads_onto_the_cpu_and_bad_states_are_skipped(tmp_path):
+    run = tmp_path / 'experiments' / 'run'
+    states, models = run / 'training_states', run / 'models'
     states.mkdir(parents=True)
+    models.mkdir()
     weight = torch.nn.Parameter(torch.ones(2))
     optimizer = torch.optim.Adam([weight])
     weight.sum().backward()
     optimizer.step()
-    for it in (5, 10):
-        torch.save({'epoch': 1, 'iter': it, 'optimizers': [optimizer.state_dict()], 'schedulers': []},
-                   states / f'{it}.state')
-    opt = {'name': 'run', 'num_gpu': 0, 'auto_resume': True, 'root_path': str(tmp_path), 'is_train': True,
-           'network_g': {}, 'path': {'models': str(tmp_path / 'models')}}
+    for it in (5, 10, 15):
+        save_as_if_on_cuda({
+            'epoch': 1,
+            'iter': it,
+            'optimizers': [optimizer.state_dict()],
+            'schedulers': []
+        }, states / f'{it}.state')
+        save_as_if_on_cuda({'params': {'w': weight.detach()}}, models / f'net_g_{it}.pth')
+    with pytest.raises(RuntimeError, match='CUDA'):
+        torch.load(states / '10.state')  # what BasicSR's own resume does here
+    (states / '15.state').write_bytes((states / '15.state').read_bytes()[:40])  # killed mid-write
+    (states / 'notes.state').write_text('not a state')
+    opt = {
+        'name': 'run',
+        'num_gpu': 0,
+        'auto_resume': True,
+        'root_path': str(tmp_path),
+        'is_train': True,
+        'network_g': {},
+        'path': {
+            'models': str(models)
+        }
+    }
     state = compat.load_resume_state(opt)
     assert state['iter'] == 10
     assert opt['path']['resume_state'].endswith('10.state')
@@ -46,8 +78,8 @@ def test_float_jpeg_quality_is_accepted():
 
 
 def test_local_rank_spelling_of_torch_launchers():
-    assert compat.normalize_launcher_args(['-opt', 'a.yml', '--local-rank=1', '--launcher', 'pytorch']) == [
-        '-opt', 'a.yml', '--local_rank=1', '--launcher', 'pytorch']
+    assert compat.normalize_launcher_args(['-opt', 'a.yml', '--local-rank=1', '--launcher',
+                                           'pytorch']) == ['-opt', 'a.yml', '--local_rank=1', '--launcher', 'pytorch']
     assert compat.normalize_launcher_args(['--local-rank', '0']) == ['--local_rank', '0']
 
 
@@ -78,7 +110,6 @@ def test_cpu_model_is_wrapped_without_device_ids(monkeypatch):
 
 def test_slurm_launcher_without_gpus_uses_gloo(tmp_path, monkeypatch):
     import socket
-
     import torch.distributed as dist
     from basicsr.utils.dist_util import init_dist
     scontrol = tmp_path / 'scontrol'

@@ -1,16 +1,16 @@
 """PairedDerainDataset on every layout, bad inputs, crops; RainSynthesisDataset; image decoding."""
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 import torch
 from basicsr.data import build_dataset
+from pathlib import Path
 
-from conftest import photo
 from mh2f_plugin.data.image_io import ImageReadError, read_image
 from mh2f_plugin.data.layouts import LayoutError
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
+from mh2f_plugin.errors import DatasetError, InvalidOption
+from conftest import photo
 
 OFFSET = 3  # rainy = clean + OFFSET grey levels, so a wrong partner shows in the pixels
 
@@ -33,8 +33,16 @@ def write_pair(lq_path, gt_path, ident):
 
 
 def dataset(root, phase='val', **options):
-    opt = {'name': 'test', 'type': 'PairedDerainDataset', 'dataroot': str(root), 'io_backend': {'type': 'disk'},
-           'phase': phase, **options}
+    opt = {
+        'name': 'test',
+        'type': 'PairedDerainDataset',
+        'dataroot': str(root),
+        'io_backend': {
+            'type': 'disk'
+        },
+        'phase': phase,
+        **options
+    }
     return build_dataset(opt)
 
 
@@ -115,8 +123,8 @@ def test_each_layout_is_detected_and_paired(tmp_path, layout, make, count):
 def test_many_to_one_keeps_one_entry_per_rainy_image_sharing_the_clean_path(tmp_path):
     make_rain1400(tmp_path)
     ds = dataset(tmp_path)
-    assert [Path(p.lq).name for p in ds.pairs] == ['901_1.png', '901_14.png', '901_2.png', '902_1.png',
-                                                   '902_14.png', '902_2.png']
+    assert [Path(p.lq).name
+            for p in ds.pairs] == ['901_1.png', '901_14.png', '901_2.png', '902_1.png', '902_14.png', '902_2.png']
     assert len({p.gt for p in ds.pairs}) == 2
     assert ds.pairs[0].gt is ds.pairs[1].gt  # one string per clean image, not a copy per pair
 
@@ -124,9 +132,11 @@ def test_many_to_one_keeps_one_entry_per_rainy_image_sharing_the_clean_path(tmp_
 def test_spa_list_file_with_leading_slash_and_dot(tmp_path):
     for k in (1, 2, 3):
         write_pair(tmp_path / 'real_world' / '274' / f'274-{k}_0_3.png', tmp_path / 'real_world_gt' / f'274_{k}.png', k)
-    lines = ['/real_world/274/274-1_0_3.png /real_world_gt/274_1.png',
-             './real_world/274/274-2_0_3.png ./real_world_gt/274_2.png',
-             'real_world/274/274-3_0_3.png real_world_gt/274_3.png', '']
+    lines = [
+        '/real_world/274/274-1_0_3.png /real_world_gt/274_1.png',
+        './real_world/274/274-2_0_3.png ./real_world_gt/274_2.png',
+        'real_world/274/274-3_0_3.png real_world_gt/274_3.png', ''
+    ]
     (tmp_path / 'real_world.txt').write_text('\n'.join(lines))
     ds = dataset(tmp_path, list_file='real_world.txt')
     assert ds.layout == 'spa_list'
@@ -137,8 +147,10 @@ def test_spa_list_missing_files_are_reported_and_only_allowed_on_request(tmp_pat
     write_pair(tmp_path / 'a' / '1.png', tmp_path / 'b' / '1.png', 1)
     lines = ['/a/1.png /b/1.png'] + [f'/a/{k}.png /b/{k}.png' for k in range(2, 10)]
     (tmp_path / 'list.txt').write_text('\n'.join(lines))
-    with pytest.raises(LayoutError, match=r'list.txt: 8 listed file\(s\) are missing '
-                       r'\(line 2: /a/2.png and /b/2.png, line 3: .*and 3 more\); set allow_missing: true'):
+    with pytest.raises(
+            LayoutError,
+            match=r'list.txt: 8 listed file\(s\) are missing '
+            r'\(line 2: /a/2.png and /b/2.png, line 3: .*and 3 more\); set allow_missing: true'):
         dataset(tmp_path, layout='spa_list', list_file='list.txt')
     assert_correctly_paired(dataset(tmp_path, layout='spa_list', list_file='list.txt', allow_missing=True), 1)
 
@@ -153,8 +165,8 @@ def test_spa_list_line_with_one_path_is_named(tmp_path):
 def test_regex_layout(tmp_path):
     for i in (1, 2):
         write_pair(tmp_path / 'wet' / f'{i}_rain.png', tmp_path / 'dry' / f'{i}_clean.png', i)
-    ds = dataset(tmp_path, layout='regex', lq_folder='wet', gt_folder='dry', pattern=r'(\d+)_rain',
-                 replacement=r'\1_clean')
+    ds = dataset(
+        tmp_path, layout='regex', lq_folder='wet', gt_folder='dry', pattern=r'(\d+)_rain', replacement=r'\1_clean')
     assert_correctly_paired(ds, 2)
     with pytest.raises(LayoutError, match='layout regex needs the options lq_folder, gt_folder and pattern'):
         dataset(tmp_path, layout='regex', lq_folder='wet')
@@ -166,7 +178,7 @@ def test_side_by_side_halves(tmp_path, rainy_half):
     halves = [rainy, clean] if rainy_half == 'left' else [clean, rainy]
     write(tmp_path / 'train' / '1.png', np.concatenate(halves, 1))
     assert_correctly_paired(dataset(tmp_path / 'train', layout='side_by_side', rainy_half=rainy_half), 1)
-    with pytest.raises(LayoutError, match='needs rainy_half: left or right'):
+    with pytest.raises(InvalidOption, match='needs rainy_half: left or right'):
         dataset(tmp_path / 'train', layout='side_by_side')
 
 
@@ -227,7 +239,7 @@ def test_pair_sizes_differ(tmp_path):
     write(tmp_path / 'input' / 'a.png', clean_image(1, size=40))
     write(tmp_path / 'target' / 'a.png', clean_image(1, size=32))
     ds = dataset(tmp_path)
-    with pytest.raises(LayoutError, match=r'pair sizes differ: .*input/a.png is 40x40, .*target/a.png is 32x32'):
+    with pytest.raises(DatasetError, match=r'pair sizes differ: .*input/a.png is 40x40, .*target/a.png is 32x32'):
         ds[0]
 
 
@@ -261,13 +273,13 @@ def test_unknown_layout(tmp_path):
 def test_gt_size_larger_than_an_image(tmp_path):
     make_input_target(tmp_path)
     ds = dataset(tmp_path, phase='train', gt_size=64)
-    with pytest.raises(LayoutError, match=r'input/a.png: image is 40x40, smaller than gt_size 64'):
+    with pytest.raises(DatasetError, match=r'input/a.png: image is 40x40, smaller than gt_size 64'):
         ds[0]
 
 
 def test_train_phase_needs_gt_size(tmp_path):
     make_input_target(tmp_path)
-    with pytest.raises(LayoutError, match='the train phase needs gt_size'):
+    with pytest.raises(InvalidOption, match='the train phase needs gt_size'):
         dataset(tmp_path, phase='train')
 
 
@@ -303,8 +315,13 @@ def test_missing_image_file(tmp_path):
 
 
 def synthesis(root, phase, **options):
-    return build_dataset({'name': 'synth', 'type': 'RainSynthesisDataset', 'dataroot_gt': str(root), 'phase': phase,
-                          **options})
+    return build_dataset({
+        'name': 'synth',
+        'type': 'RainSynthesisDataset',
+        'dataroot_gt': str(root),
+        'phase': phase,
+        **options
+    })
 
 
 @pytest.fixture
@@ -344,8 +361,15 @@ def test_synthesis_options_are_checked(clean_photos, tmp_path):
 
 def test_real_rainy_photos_without_ground_truth_use_basicsr_single_image_dataset(tmp_path):
     write(tmp_path / 'rainy_photo.jpg', photo(2, (37, 53)))
-    ds = build_dataset({'name': 'real', 'type': 'SingleImageDataset', 'dataroot_lq': str(tmp_path),
-                        'io_backend': {'type': 'disk'}, 'phase': 'test'})
+    ds = build_dataset({
+        'name': 'real',
+        'type': 'SingleImageDataset',
+        'dataroot_lq': str(tmp_path),
+        'io_backend': {
+            'type': 'disk'
+        },
+        'phase': 'test'
+    })
     assert ds[0]['lq'].shape == (3, 37, 53) and ds[0]['lq_path'].endswith('rainy_photo.jpg')
 
 

@@ -35,17 +35,44 @@ def test_every_parameter_gets_a_finite_nonzero_gradient():
         assert param.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize('options', [
-    dict(num_blocks=2), dict(hierarchy_fusion='concat'), dict(final_fusion='add'), dict(final_fusion='concat'),
-    dict(downsample='maxpool'), dict(downsample='avgpool'), dict(act='relu'), dict(dcr_layers=2, growth=4),
-    dict(global_residual=True), dict(num_in_ch=1, num_out_ch=1),
-])
+ABLATIONS = [
+    dict(num_blocks=2),
+    dict(hierarchy_fusion='concat'),
+    dict(final_fusion='add'),
+    dict(final_fusion='concat'),
+    dict(downsample='maxpool'),
+    dict(downsample='avgpool'),
+    dict(act='relu'),
+    dict(dcr_layers=2, growth=4),
+    dict(global_residual=True),
+]
+
+
+@pytest.mark.parametrize('options', ABLATIONS + [dict(num_in_ch=1, num_out_ch=1)])
 def test_each_ablation_builds_and_runs(options):
     net = tiny(**options)
     channels = options.get('num_in_ch', 3)
     out = net(torch.rand(1, channels, 12, 16))
     assert out.shape == (1, options.get('num_out_ch', 3), 12, 16)
     assert torch.isfinite(out).all()
+
+
+def _shapes(net):
+    return {key: value.shape for key, value in net.state_dict().items()}
+
+
+def test_every_ablation_changes_the_structure_or_the_function():
+    """Any two settings (the default among them) differ in their parameters, or, with the same
+    parameters loaded, in their output: an option that is ignored fails this."""
+    x = torch.rand(1, 3, 12, 16)
+    nets = [({}, tiny())] + [(options, tiny(**options)) for options in ABLATIONS]
+    for index, (options_a, net_a) in enumerate(nets):
+        for options_b, net_b in nets[index + 1:]:
+            if _shapes(net_a) != _shapes(net_b):
+                continue
+            net_b.load_state_dict(net_a.state_dict())
+            with torch.no_grad():
+                assert not torch.allclose(net_a(x), net_b(x), atol=1e-6), (options_a, options_b)
 
 
 @pytest.mark.parametrize('num_blocks', [2, 4, 6])
@@ -63,11 +90,15 @@ def test_hierarchy_fuses_the_first_n_minus_one_block_outputs(num_blocks, hierarc
     assert all(a is b for a, b in zip(hierarchy_inputs, block_outputs[:-1]))
 
 
-def test_eval_output_is_deterministic():
+def test_each_image_of_a_batch_is_restored_as_if_alone():
+    """No layer mixes the images of a batch (the attention pools per image), so batch size and
+    neighbours never change a result."""
     net = tiny().eval()
-    x = torch.rand(1, 3, 21, 19)
+    batch = torch.rand(3, 3, 21, 19)
     with torch.no_grad():
-        assert torch.equal(net(x), net(x))
+        together = net(batch)
+        for index in range(3):
+            assert torch.allclose(together[index], net(batch[index:index + 1])[0], atol=1e-5)
 
 
 def test_sizes_that_are_multiples_of_four_are_not_padded():
@@ -117,9 +148,19 @@ def test_basicsr_loads_a_checkpoint_through_pretrain_network_g(tmp_path, param_k
     source = tiny()
     torch.save({param_key: source.state_dict()}, tmp_path / 'net.pth')
     opt = {
-        'model_type': 'SRModel', 'num_gpu': 0, 'is_train': False, 'dist': False,
-        'network_g': {'type': 'MH2FNet', **TINY},
-        'path': {'pretrain_network_g': str(tmp_path / 'net.pth'), 'strict_load_g': True, 'param_key_g': param_key},
+        'model_type': 'SRModel',
+        'num_gpu': 0,
+        'is_train': False,
+        'dist': False,
+        'network_g': {
+            'type': 'MH2FNet',
+            **TINY
+        },
+        'path': {
+            'pretrain_network_g': str(tmp_path / 'net.pth'),
+            'strict_load_g': True,
+            'param_key_g': param_key
+        },
     }
     model = build_model(opt)
     for key, value in source.state_dict().items():

@@ -1,19 +1,22 @@
 """The shipped recipes end to end: basicsr train / test / derain, and resume after SIGKILL."""
-import os
+import cv2
+import numpy as np
+import pytest
 import re
 import signal
 import subprocess
 import time
-
-import cv2
-import numpy as np
-import pytest
 import torch
+from basicsr.utils import img2tensor, tensor2img
 
-from conftest import BASICSR, REPO, check_ok, photo, run_basicsr
+from mh2f_plugin.archs.mh2f_arch import MH2FNet
+from mh2f_plugin.models.inference import tiled_forward
+from conftest import BASICSR, REPO, check_ok, photo, run_basicsr, subprocess_env
 
-SHORT_DEMO = ['--force_yml', 'train:total_iter=4', 'val:val_freq=4', 'logger:save_checkpoint_freq=4',
-              'logger:print_freq=2', 'datasets:train:num_worker_per_gpu=0']
+SHORT_DEMO = [
+    '--force_yml', 'train:total_iter=4', 'val:val_freq=4', 'logger:save_checkpoint_freq=4', 'logger:print_freq=2',
+    'datasets:train:num_worker_per_gpu=0'
+]
 
 
 @pytest.fixture(scope='module')
@@ -56,15 +59,21 @@ def test_derain_keeps_odd_sizes_with_tiles_and_side_by_side(demo_run, tmp_path):
     for i, (name, size) in enumerate(sizes.items()):
         cv2.imwrite(str(photos / name), photo(i, size))
     out = tmp_path / 'out'
-    check_ok(run_basicsr(['derain', photos, out, '--weights', weights, '-opt', REPO / 'options/train_mh2f_demo.yml',
-                          '--tile', '32', '--tile-overlap', '8', '--side-by-side'], cwd=tmp_path))
+    command = [
+        'derain', photos, out, '--weights', weights, '-opt', REPO / 'options/train_mh2f_demo.yml', '--tile', '32',
+        '--tile-overlap', '8', '--side-by-side'
+    ]
+    check_ok(run_basicsr(command, cwd=tmp_path))
     for name, (height, width) in sizes.items():
         stem = name.split('.')[0]
         assert cv2.imread(str(out / f'{stem}.png')).shape == (height, width, 3)
         assert cv2.imread(str(out / f'{stem}_side_by_side.png')).shape == (height, 2 * width, 3)
     single = tmp_path / 'single.png'
-    check_ok(run_basicsr(['derain', photos / 'a.jpg', single, '--weights', weights, '--channels-last',
-                          '--arch-opt', '{num_feat: 16, num_blocks: 4}'], cwd=tmp_path))
+    command = [
+        'derain', photos / 'a.jpg', single, '--weights', weights, '--channels-last', '--arch-opt',
+        '{num_feat: 16, num_blocks: 4}'
+    ]
+    check_ok(run_basicsr(command, cwd=tmp_path))
     assert cv2.imread(str(single)).shape == (37, 53, 3)
 
 
@@ -77,34 +86,48 @@ def test_derain_errors_name_the_file(demo_run, tmp_path):
     result = run_basicsr(['derain', tmp_path / 'x.png', tmp_path / 'o', '--weights', tmp_path / 'w.pth'], cwd=tmp_path)
     assert result.returncode == 2 and 'w.pth: weights file not found' in result.stderr
     result = run_basicsr(['derain', tmp_path / 'x.png', tmp_path / 'o', '--weights', weights], cwd=tmp_path)
-    assert result.returncode == 2 and 'BasicSR weights do not fit MH2FNet: missing blocks.4' in result.stderr  # N 8 vs 4
+    assert result.returncode == 2 and 'BasicSR weights do not fit MH2FNet: missing blocks.4' in result.stderr  # N=8, 4
 
 
-def test_training_killed_with_sigkill_resumes_from_the_last_state(tmp_path):
+def test_training_killed_in_the_middle_of_a_save_resumes_from_the_previous_checkpoint(tmp_path):
+    """The run is killed while a training state is half written (a test plugin pauses the write):
+    nothing incomplete may be in the models or states folders, and --auto_resume takes the
+    previous checkpoint."""
     (tmp_path / 'datasets').symlink_to(REPO / 'datasets')
     options = REPO / 'options/train_mh2f_demo.yml'
-    common = ['datasets:train:num_worker_per_gpu=0', 'logger:save_checkpoint_freq=2', 'val:val_freq=1000',
-              'network_g:num_feat=8', 'network_g:num_blocks=2', 'datasets:train:batch_size_per_gpu=2']
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    process = subprocess.Popen([BASICSR, 'train', '-opt', str(options), '--force_yml', 'train:total_iter=1000']
-                               + common, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    states = tmp_path / 'experiments' / 'MH2F_demo' / 'training_states'
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(states.glob('*.state'))) < 2:
+    common = [
+        'datasets:train:num_worker_per_gpu=0', 'logger:save_checkpoint_freq=2', 'val:val_freq=1000',
+        'network_g:num_feat=8', 'network_g:num_blocks=2', 'datasets:train:batch_size_per_gpu=2'
+    ]
+    marker = tmp_path / 'saving'
+    env = subprocess_env({
+        'BASICSR_PLUGINS': 'slow_save_plugin',
+        'SLOW_SAVE_MARKER': str(marker),
+        'SLOW_SAVE_AFTER': '2'
+    })
+    process = subprocess.Popen(
+        [BASICSR, 'train', '-opt', str(options), '--force_yml', 'train:total_iter=1000'] + common,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and not marker.exists() and process.poll() is None:
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    saved = sorted(int(p.stem) for p in states.glob('*.state'))
-    assert saved, 'no training state was saved before the kill'
-    last = saved[-1]
-    for state in states.glob('*.state'):
-        torch.load(state)  # every state on disk is complete
-    result = check_ok(run_basicsr(['train', '-opt', options, '--auto_resume', '--force_yml',
-                                   f'train:total_iter={last + 4}'] + common, cwd=tmp_path))
-    log = '\n'.join(p.read_text() for p in (tmp_path / 'experiments' / 'MH2F_demo').glob('train_*.log'))
-    assert re.search(rf'Resuming training from epoch: \d+, iter: {last}\.', log), result.stdout[-2000:]
-    assert re.search(rf'Start training from epoch: \d+, iter: {last}$', log, re.M)
-    assert (tmp_path / 'experiments' / 'MH2F_demo' / 'models' / f'net_g_{last + 4}.pth').is_file()
+    assert marker.exists(), 'the run never reached the paused save'
+    run = tmp_path / 'experiments' / 'MH2F_demo'
+    assert sorted(p.name for p in (run / 'training_states').iterdir() if not p.name.startswith('.')) == ['2.state']
+    for path in list((run / 'training_states').glob('*.state')) + list((run / 'models').glob('*.pth')):
+        torch.load(path, weights_only=True)  # everything in place is complete
+    result = check_ok(
+        run_basicsr(
+            ['train', '-opt', options, '--auto_resume', '--force_yml', 'train:total_iter=4'] + common, cwd=tmp_path))
+    log = '\n'.join(p.read_text() for p in run.glob('train_*.log'))
+    assert re.search(r'Resuming training from epoch: \d+, iter: 2\.', log), result.stdout[-2000:]
+    assert (run / 'models' / 'net_g_4.pth').is_file()
+    assert not list(run.rglob('.saving-*')), 'the killed run\'s staging folders are removed'
 
 
 def test_real_rain_options_derain_photos_without_ground_truth(demo_run, tmp_path):
@@ -113,9 +136,19 @@ def test_real_rain_options_derain_photos_without_ground_truth(demo_run, tmp_path
     photos.mkdir(parents=True)
     cv2.imwrite(str(photos / 'street.jpg'), photo(3, (45, 70)))
     weights = workdir / 'experiments' / 'MH2F_demo' / 'models' / 'net_g_latest.pth'
-    check_ok(run_basicsr(['test', '-opt', REPO / 'options/test_mh2f_real_rain.yml', '--force_yml', 'num_gpu=0',
-                          f'path:pretrain_network_g={weights}', 'network_g:num_feat=16', 'network_g:num_blocks=4',
-                          'val:tile=32', 'val:tile_overlap=8'], cwd=tmp_path))
+    command = [
+        'test', '-opt', REPO / 'options/test_mh2f_real_rain.yml', '--force_yml', 'num_gpu=0',
+        f'path:pretrain_network_g={weights}', 'network_g:num_feat=16', 'network_g:num_blocks=4', 'val:tile=32',
+        'val:tile_overlap=8'
+    ]
+    check_ok(run_basicsr(command, cwd=tmp_path))
     out = tmp_path / 'results' / 'MH2F_real_rain' / 'visualization' / 'real_rain' / 'street_derained.png'
-    assert cv2.imread(str(out)).shape == (45, 70, 3)
-    assert np.isfinite(cv2.imread(str(out)).astype(float)).all()
+    saved = cv2.imread(str(out))
+    assert saved.shape == (45, 70, 3)
+    net = MH2FNet(num_feat=16, num_blocks=4).eval()
+    net.load_state_dict(torch.load(weights)['params'])
+    rainy = img2tensor(cv2.imread(str(photos / 'street.jpg')).astype(np.float32) / 255, bgr2rgb=True)[None]
+    with torch.no_grad():
+        expected = tensor2img(tiled_forward(net, rainy, 32, 8, multiple=4))
+    assert np.abs(saved.astype(int) - expected.astype(int)).max() <= 1, 'the saved image is the tiled restoration'
+    assert np.abs(saved.astype(int) - cv2.imread(str(photos / 'street.jpg')).astype(int)).mean() > 1

@@ -6,8 +6,8 @@ from basicsr.losses import build_loss
 from basicsr.metrics import calculate_ssim
 from skimage.metrics import structural_similarity
 
-from conftest import noisy, photo
 from mh2f_plugin.losses.ssim_loss import L1SSIMLoss, SSIMLoss, ssim_map
+from conftest import noisy, photo
 
 
 def to_tensor(img):
@@ -21,8 +21,14 @@ def test_agrees_with_basicsr_and_skimage_on_photographs(index):
     rainy = noisy(clean, seed=index, sigma=25)
     ours = ssim_map(to_tensor(clean), to_tensor(rainy)).mean().item()
     basicsr_ssim = calculate_ssim(clean, rainy, crop_border=0, input_order='HWC', test_y_channel=False)
-    skimage_ssim = structural_similarity(clean / 255, rainy / 255, gaussian_weights=True, sigma=1.5,
-                                         use_sample_covariance=False, data_range=1.0, channel_axis=-1)
+    skimage_ssim = structural_similarity(
+        clean / 255,
+        rainy / 255,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+        channel_axis=-1)
     assert 0.2 < ours < 0.95
     assert abs(ours - basicsr_ssim) < 1e-4
     assert abs(ours - skimage_ssim) < 1e-4
@@ -92,8 +98,8 @@ def test_weights_and_reductions():
     pred, target = torch.rand(2, 3, 20, 20), torch.rand(2, 3, 20, 20)
     ones = torch.ones(2, 1, 20, 20)
     assert torch.allclose(L1SSIMLoss()(pred, target, ones), L1SSIMLoss()(pred, target), atol=1e-6)
-    assert torch.allclose(L1SSIMLoss(reduction='sum')(pred, target, 2 * ones),
-                          2 * L1SSIMLoss(reduction='sum')(pred, target), atol=1e-4)
+    assert torch.allclose(
+        L1SSIMLoss(reduction='sum')(pred, target, 2 * ones), 2 * L1SSIMLoss(reduction='sum')(pred, target), atol=1e-4)
     # A weight that keeps only the first image is the loss of that image alone.
     first = torch.cat([torch.ones(1, 1, 20, 20), torch.zeros(1, 1, 20, 20)])
     assert torch.allclose(L1SSIMLoss()(pred, target, first), L1SSIMLoss()(pred[:1], target[:1]), atol=1e-6)

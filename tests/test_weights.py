@@ -8,28 +8,65 @@ from basicsr.metrics import calculate_psnr
 from basicsr.models import build_model
 from basicsr.utils import tensor2img
 
-import official_layouts
-from conftest import REPO, check_ok, photo, run_basicsr
 from mh2f_plugin.errors import WeightsError
 from mh2f_plugin.weights import zoo
 from mh2f_plugin.weights.checkpoint import read_weights
 from mh2f_plugin.weights.loader import load_network
+import official_layouts
+from conftest import REPO, check_ok, photo, run_basicsr
 
 REALDATA = REPO.parent / 'shared' / 'realdata'
-needs_realdata = pytest.mark.skipif(not (REALDATA / 'weights').is_dir(),
-                                    reason=f'{REALDATA} (official weights and Rain10H) is not on this machine')
+needs_realdata = pytest.mark.skipif(
+    not (REALDATA / 'weights').is_dir(), reason=f'{REALDATA} (official weights and Rain10H) is not on this machine')
 
 
 @pytest.mark.parametrize('make, expected', [
-    (lambda: official_layouts.prenet(), {'type': 'PReNet', 'recurrent': 'lstm', 'shared_res': False, 'residual': True}),
-    (lambda: official_layouts.prenet(shared=True), {'type': 'PReNet', 'shared_res': True, 'num_res': 5}),
-    (lambda: official_layouts.prenet(recurrent='none'), {'recurrent': 'none', 'residual': True}),
-    (lambda: official_layouts.prenet(recurrent='gru'), {'recurrent': 'gru', 'residual': False}),
-    (lambda: official_layouts.prenet(stage_input='previous'), {'stage_input': 'previous', 'residual': False}),
-    (lambda: official_layouts.brn(), {'type': 'BRN', 'num_iters': 8, 'num_res': 5, 'num_res_rain': 3}),
-    (lambda: official_layouts.rescan(), {'type': 'RESCAN', 'depth': 5, 'frame': 'full'}),
-    (lambda: official_layouts.spanet(), {'type': 'SPANet', 'num_feat': 8, 'direction_attention': False}),
-    (lambda: official_layouts.rcdnet(), {'type': 'RCDNet', 'num_stages': 3, 'num_m': 4, 'num_z': 4, 'num_res': 1}),
+    (lambda: official_layouts.prenet(), {
+        'type': 'PReNet',
+        'recurrent': 'lstm',
+        'shared_res': False,
+        'residual': True
+    }),
+    (lambda: official_layouts.prenet(shared=True), {
+        'type': 'PReNet',
+        'shared_res': True,
+        'num_res': 5
+    }),
+    (lambda: official_layouts.prenet(recurrent='none'), {
+        'recurrent': 'none',
+        'residual': True
+    }),
+    (lambda: official_layouts.prenet(recurrent='gru'), {
+        'recurrent': 'gru',
+        'residual': False
+    }),
+    (lambda: official_layouts.prenet(stage_input='previous'), {
+        'stage_input': 'previous',
+        'residual': False
+    }),
+    (lambda: official_layouts.brn(), {
+        'type': 'BRN',
+        'num_iters': 8,
+        'num_res': 5,
+        'num_res_rain': 3
+    }),
+    (lambda: official_layouts.rescan(), {
+        'type': 'RESCAN',
+        'depth': 5,
+        'frame': 'full'
+    }),
+    (lambda: official_layouts.spanet(), {
+        'type': 'SPANet',
+        'num_feat': 8,
+        'direction_attention': False
+    }),
+    (lambda: official_layouts.rcdnet(), {
+        'type': 'RCDNet',
+        'num_stages': 3,
+        'num_m': 4,
+        'num_z': 4,
+        'num_res': 1
+    }),
 ])
 def test_each_official_layout_is_recognised_and_loads_strictly(tmp_path, make, expected):
     torch.manual_seed(0)
@@ -72,8 +109,19 @@ def test_irnn_directions_land_in_up_right_down_left_order(tmp_path):
 
 def test_official_file_through_pretrain_network_g(tmp_path):
     torch.save(official_layouts.prenet(recurrent='none'), tmp_path / 'prn.pth')
-    opt = {'model_type': 'DerainModel', 'num_gpu': 0, 'is_train': False, 'dist': False,
-           'network_g': {'type': 'PRN', 'num_feat': 8}, 'path': {'pretrain_network_g': str(tmp_path / 'prn.pth')}}
+    opt = {
+        'model_type': 'DerainModel',
+        'num_gpu': 0,
+        'is_train': False,
+        'dist': False,
+        'network_g': {
+            'type': 'PRN',
+            'num_feat': 8
+        },
+        'path': {
+            'pretrain_network_g': str(tmp_path / 'prn.pth')
+        }
+    }
     model = build_model(opt)
     expected = read_weights(str(tmp_path / 'prn.pth')).state
     for key, value in model.net_g.state_dict().items():
@@ -88,20 +136,25 @@ def one_line_error(result, text):
 
 def test_convert_weights_writes_a_checkpoint_basicsr_and_derain_load(tmp_path):
     torch.save(official_layouts.rescan(), tmp_path / 'latest')
-    check_ok(run_basicsr(['convert-weights', tmp_path / 'latest', tmp_path / 'rescan.pth', '--arch',
-                          'RESCAN:{frame: add, num_stages: 2}'], cwd=tmp_path))
+    command = [
+        'convert-weights', tmp_path / 'latest', tmp_path / 'rescan.pth', '--arch', 'RESCAN:{frame: add, num_stages: 2}'
+    ]
+    check_ok(run_basicsr(command, cwd=tmp_path))
     converted = torch.load(tmp_path / 'rescan.pth')
     assert converted['network_g']['frame'] == 'add' and converted['network_g']['num_stages'] == 2
     net = build_network(dict(converted['network_g']))
     net.load_state_dict(converted['params'])
-    one_line_error(run_basicsr(['convert-weights', tmp_path / 'latest', tmp_path / 'rescan.pth'], cwd=tmp_path),
-                   'already exists (pass --overwrite')
-    one_line_error(run_basicsr(['convert-weights', tmp_path / 'rescan.pth', tmp_path / 'again.pth'], cwd=tmp_path),
-                   'already a BasicSR checkpoint')
+    one_line_error(
+        run_basicsr(['convert-weights', tmp_path / 'latest', tmp_path / 'rescan.pth'], cwd=tmp_path),
+        'already exists (pass --overwrite')
+    one_line_error(
+        run_basicsr(['convert-weights', tmp_path / 'rescan.pth', tmp_path / 'again.pth'], cwd=tmp_path),
+        'already a BasicSR checkpoint')
     import cv2
     cv2.imwrite(str(tmp_path / 'photo.png'), photo(1, (21, 30)))
-    check_ok(run_basicsr(['derain', tmp_path / 'photo.png', tmp_path / 'out.png', '--weights', tmp_path / 'rescan.pth'],
-                         cwd=tmp_path))
+    check_ok(
+        run_basicsr(['derain', tmp_path / 'photo.png', tmp_path / 'out.png', '--weights', tmp_path / 'rescan.pth'],
+                    cwd=tmp_path))
     assert cv2.imread(str(tmp_path / 'out.png')).shape == (21, 30, 3)
 
 
@@ -130,11 +183,14 @@ def test_errors_name_the_file_and_what_is_wrong(tmp_path):
         load_network(str(tmp_path / 'unknown.pth'), default_opt={'type': 'MH2FNet'})
     with pytest.raises(WeightsError, match=r'prenet.pth: holds PReNet weights .* not RESCAN'):
         load_network(str(tmp_path / 'prenet.pth'), {'type': 'RESCAN'})
-    with pytest.raises(WeightsError, match=r'PReNet \(csdwren/PReNet networks.py\) weights do not fit PReNet: '
-                       'parameter shapes differ'):
+    with pytest.raises(
+            WeightsError,
+            match=r'PReNet \(csdwren/PReNet networks.py\) weights do not fit PReNet: '
+            'parameter shapes differ'):
         load_network(str(tmp_path / 'prenet.pth'), {'num_feat': 16})
-    one_line_error(run_basicsr(['convert-weights', tmp_path / 'text.pth', tmp_path / 'x.pth'], cwd=tmp_path),
-                   'text.pth: not a PyTorch weights file')
+    one_line_error(
+        run_basicsr(['convert-weights', tmp_path / 'text.pth', tmp_path / 'x.pth'], cwd=tmp_path),
+        'text.pth: not a PyTorch weights file')
     assert not (tmp_path / 'x.pth').exists()
 
 
@@ -173,12 +229,28 @@ def y_psnr(out, clean):
 # SPANet, trained on real rain, 16.4: their floors only say that they derain at all. The Rain1400 and
 # real-rain PReNets do not improve these crops and are left to test_every_zoo_file_at_hand_converts.
 REAL_FLOORS = {
-    'prenet6-rain100h': 30.0, 'prenet6_r-rain100h': 29.5, 'prn6-rain100h': 29.0, 'prn6_r-rain100h': 28.7,
-    'prenet5-lstm-rain100h': 29.7, 'prenet6-lstm-rain100h': 30.0, 'prenet7-lstm-rain100h': 30.3,
-    'prenet6-gru-rain100h': 30.0, 'prenet6-x-rain100h': 29.7, 'prenet6-recssim-rain100h': 29.8,
-    'brn-rain100h': 31.3, 'brn-rain200h': 31.5, 'rescan-rain200h': 30.0, 'prenet6-rain200h': 30.3,
-    'prenet6-rain100l': 17.2, 'prenet6_r-rain100l': 18.3, 'prn6-rain100l': 16.9, 'prn6_r-rain100l': 16.7,
-    'brn-rain100l': 18.6, 'brn-rain200l': 18.4, 'rescan-rain200l': 19.2, 'prenet6-rain200l': 19.5,
+    'prenet6-rain100h': 30.0,
+    'prenet6_r-rain100h': 29.5,
+    'prn6-rain100h': 29.0,
+    'prn6_r-rain100h': 28.7,
+    'prenet5-lstm-rain100h': 29.7,
+    'prenet6-lstm-rain100h': 30.0,
+    'prenet7-lstm-rain100h': 30.3,
+    'prenet6-gru-rain100h': 30.0,
+    'prenet6-x-rain100h': 29.7,
+    'prenet6-recssim-rain100h': 29.8,
+    'brn-rain100h': 31.3,
+    'brn-rain200h': 31.5,
+    'rescan-rain200h': 30.0,
+    'prenet6-rain200h': 30.3,
+    'prenet6-rain100l': 17.2,
+    'prenet6_r-rain100l': 18.3,
+    'prn6-rain100l': 16.9,
+    'prn6_r-rain100l': 16.7,
+    'brn-rain100l': 18.6,
+    'brn-rain200l': 18.4,
+    'rescan-rain200l': 19.2,
+    'prenet6-rain200l': 19.5,
     'spanet-spa': 15.5,
 }
 
@@ -213,9 +285,11 @@ def test_reproduce_recipe_runs_basicsr_test_on_official_weights(tmp_path):
     source = REALDATA / 'weights' / zoo.entry('prn6_r-rain100h').relative_path
     (zoo_folder / zoo.entry('prn6_r-rain100h').relative_path).parent.mkdir(parents=True)
     (zoo_folder / zoo.entry('prn6_r-rain100h').relative_path).symlink_to(source)
-    result = check_ok(run_basicsr(['test', '-opt', REPO / 'options/test_prn6_r_rain100h.yml', '--force_yml',
-                                   f'datasets:test_1:dataroot={REALDATA / "Rain10H"}', 'val:save_img=false'],
-                                  cwd=tmp_path, env={'MH2F_ZOO_DIR': str(zoo_folder)}))
+    command = [
+        'test', '-opt', REPO / 'options/test_prn6_r_rain100h.yml', '--force_yml',
+        f'datasets:test_1:dataroot={REALDATA / "Rain10H"}', 'val:save_img=false'
+    ]
+    result = check_ok(run_basicsr(command, cwd=tmp_path, env={'MH2F_ZOO_DIR': str(zoo_folder)}))
     row = next(line for line in result.stdout.splitlines() if line.startswith('| Rain100H |'))
     assert float(row.split('|')[2]) > 26, row
     assert (zoo_folder / (zoo.entry('prn6_r-rain100h').relative_path + zoo.CONVERTED_SUFFIX)).is_file()

@@ -1,18 +1,17 @@
 """The model zoo against a real HTTP server on 127.0.0.1: download, verification, cache reuse, offline
 folders, errors in one line, and zoo names wherever weights are taken."""
+import cv2
 import hashlib
 import http.server
-import threading
-
-import cv2
 import pytest
+import threading
 import torch
 import yaml
 
-import official_layouts
-from conftest import REPO, check_ok, photo, run_basicsr, write_yaml
 from mh2f_plugin.cli.main import main
 from mh2f_plugin.weights import zoo
+import official_layouts
+from conftest import REPO, check_ok, photo, run_basicsr, write_yaml
 from test_weights import REALDATA, needs_realdata
 
 COMMIT = '0' * 40
@@ -68,9 +67,15 @@ def synthetic_zoo(tmp_path, monkeypatch):
         torch.save(official_layouts.prenet(recurrent='none'), path)
         data = path.read_bytes()
         files[f'/someone/derain/raw/{COMMIT}/logs/{name}.pth'] = data
-        entries[name] = {'arch': {'type': 'PRN', 'num_feat': 8}, 'trained_on': 'nothing',
-                         'url': f'https://github.com/someone/derain/raw/{COMMIT}/logs/{name}.pth',
-                         'sha256': hashlib.sha256(data).hexdigest() if sha_ok else 'f' * 64}
+        entries[name] = {
+            'arch': {
+                'type': 'PRN',
+                'num_feat': 8
+            },
+            'trained_on': 'nothing',
+            'url': f'https://github.com/someone/derain/raw/{COMMIT}/logs/{name}.pth',
+            'sha256': hashlib.sha256(data).hexdigest() if sha_ok else 'f' * 64
+        }
     server = Server(files)
     monkeypatch.setenv('MH2F_ZOO_CATALOGUE', str(write_yaml(tmp_path / 'catalogue.yml', entries)))
     monkeypatch.setenv('MH2F_ZOO_MIRROR', server.url)
@@ -128,8 +133,11 @@ def test_zoo_names_work_in_derain_compare_and_pretrain_network_g(synthetic_zoo, 
     assert cv2.imread(str(tmp_path / 'out.png')).shape == (23, 31, 3)
     from test_datasets import make_input_target
     make_input_target(tmp_path / 'data')
-    assert main(['compare', '--weights', 'tiny-prn', '--data', str(tmp_path / 'data'), '--size', '32x32',
-                 '--out', str(tmp_path / 'cmp'), '--figure', 'none']) == 0
+    assert main([
+        'compare', '--weights', 'tiny-prn', '--data',
+        str(tmp_path / 'data'), '--size', '32x32', '--out',
+        str(tmp_path / 'cmp'), '--figure', 'none'
+    ]) == 0
     assert '| tiny-prn | 0.006 |' in capsys.readouterr().out  # PRN at width 8: 6,499 parameters
     options = yaml.safe_load((REPO / 'options' / 'test_prn6_rain100h.yml').read_text())
     options['path']['pretrain_network_g'] = 'zoo:tiny-prn'

@@ -1,2 +1,5 @@
 """Archs registered in BasicSR's registries on import."""
-from mh2f_plugin.archs import brn_arch, mh2f_arch, prenet_arch, rcdnet_arch, rescan_arch, spanet_arch  # noqa: F401
+# isort: off
+from mh2f_plugin.archs import brn_arch, drdnet_arch, mh2f_arch, prenet_arch  # noqa: F401
+from mh2f_plugin.archs import rcdnet_arch, rescan_arch, sirr_arch, spanet_arch  # noqa: F401
+# isort: on

@@ -18,6 +18,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from mh2f_plugin.archs.prenet_arch import ConvLSTMCell, ResBlocks
+from mh2f_plugin.errors import InvalidOption
 
 
 class _Stream(nn.Module):
@@ -51,7 +52,7 @@ class BRN(nn.Module):
     def __init__(self, num_in_ch=3, num_feat=32, num_iters=8, num_res=5, num_res_rain=3):
         super().__init__()
         if num_iters < 1:
-            raise ValueError(f'BRN: num_iters must be at least 1, got {num_iters}')
+            raise InvalidOption(f'BRN: num_iters must be at least 1, got {num_iters}')
         self.num_iters, self.num_feat = num_iters, num_feat
         self.rain = _Stream(2 * num_in_ch, num_in_ch, num_feat, num_res_rain)
         self.image = _Stream(3 * num_in_ch, num_in_ch, num_feat, num_res)

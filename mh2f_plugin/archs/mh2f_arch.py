@@ -13,6 +13,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from mh2f_plugin.archs.arch_util import pad_to_multiple
+from mh2f_plugin.errors import InvalidOption
 
 ACTIVATIONS = {'lrelu': lambda: nn.LeakyReLU(0.2, inplace=True), 'relu': lambda: nn.ReLU(inplace=True)}
 HIERARCHY_FUSIONS = ('hadb', 'concat')
@@ -23,7 +24,7 @@ SIZE_MULTIPLE = 4  # two 2x down-samplings inside every hourglass
 
 def _choice(name, value, allowed):
     if value not in allowed:
-        raise ValueError(f"MH2FNet: {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        raise InvalidOption(f"MH2FNet: {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
     return value
 
 
@@ -37,8 +38,7 @@ class DCRBlock(nn.Module):
 
     def __init__(self, num_feat, num_layers=3, growth=16, act='lrelu'):
         super().__init__()
-        self.layers = nn.ModuleList(
-            nn.Conv2d(num_feat + i * growth, growth, 3, 1, 1) for i in range(num_layers))
+        self.layers = nn.ModuleList(nn.Conv2d(num_feat + i * growth, growth, 3, 1, 1) for i in range(num_layers))
         self.act = ACTIVATIONS[act]()
         self.fuse = nn.Conv2d(num_feat + num_layers * growth, num_feat, 1)
 
@@ -109,8 +109,10 @@ class HADB(nn.Module):
         super().__init__()
         self.num_inputs = num_inputs
         self.steps = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(2 * num_feat, num_feat, 1), DualAttention(num_feat, reduction),
-                          nn.Conv2d(num_feat, num_feat, 1)) for _ in range(num_inputs - 1))
+            nn.Sequential(
+                nn.Conv2d(2 *
+                          num_feat, num_feat, 1), DualAttention(num_feat, reduction), nn.Conv2d(num_feat, num_feat, 1))
+            for _ in range(num_inputs - 1))
 
     def forward(self, features):
         distilled = features[0]
@@ -189,24 +191,33 @@ class MH2FNet(nn.Module):
 
     size_multiple = SIZE_MULTIPLE
 
-    def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=32, num_blocks=8, dcr_layers=3, growth=None, act='lrelu',
-                 downsample='conv', hierarchy_fusion='hadb', final_fusion='rpf', attention_reduction=8,
+    def __init__(self,
+                 num_in_ch=3,
+                 num_out_ch=3,
+                 num_feat=32,
+                 num_blocks=8,
+                 dcr_layers=3,
+                 growth=None,
+                 act='lrelu',
+                 downsample='conv',
+                 hierarchy_fusion='hadb',
+                 final_fusion='rpf',
+                 attention_reduction=8,
                  global_residual=False):
         super().__init__()
         if num_blocks < 2:
-            raise ValueError(f'MH2FNet: num_blocks must be at least 2 (HADB fuses the first N-1), got {num_blocks}')
+            raise InvalidOption(f'MH2FNet: num_blocks must be at least 2 (HADB fuses the first N-1), got {num_blocks}')
         _choice('act', act, tuple(ACTIVATIONS))
         _choice('downsample', downsample, DOWNSAMPLES)
         _choice('hierarchy_fusion', hierarchy_fusion, HIERARCHY_FUSIONS)
         _choice('final_fusion', final_fusion, FINAL_FUSIONS)
         if global_residual and num_in_ch != num_out_ch:
-            raise ValueError('MH2FNet: global_residual needs num_in_ch == num_out_ch')
+            raise InvalidOption('MH2FNet: global_residual needs num_in_ch == num_out_ch')
         growth = growth or num_feat // 2
         self.global_residual = global_residual
 
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
-        self.blocks = nn.ModuleList(
-            MHEB(num_feat, dcr_layers, growth, act, downsample) for _ in range(num_blocks))
+        self.blocks = nn.ModuleList(MHEB(num_feat, dcr_layers, growth, act, downsample) for _ in range(num_blocks))
         if hierarchy_fusion == 'hadb':
             self.hierarchy = HADB(num_feat, num_blocks - 1, attention_reduction)
         else:

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from mh2f_plugin.errors import InvalidOption
+
 RECURRENT_UNITS = ('lstm', 'gru', 'none')
 STAGE_INPUTS = ('concat', 'previous')
 
@@ -90,7 +92,7 @@ class ResBlocks(nn.Module):
 
 def _choice(arch, name, value, allowed):
     if value not in allowed:
-        raise ValueError(f"{arch}: {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        raise InvalidOption(f"{arch}: {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
 @ARCH_REGISTRY.register()
@@ -108,14 +110,21 @@ class PReNet(nn.Module):
         stage_input (str): ``'concat'`` (rainy image and previous result) or ``'previous'``.
     """
 
-    def __init__(self, num_in_ch=3, num_feat=32, num_iters=6, num_res=5, recurrent='lstm', shared_res=False,
-                 residual=True, stage_input='concat'):
+    def __init__(self,
+                 num_in_ch=3,
+                 num_feat=32,
+                 num_iters=6,
+                 num_res=5,
+                 recurrent='lstm',
+                 shared_res=False,
+                 residual=True,
+                 stage_input='concat'):
         super().__init__()
         name = type(self).__name__
         _choice(name, 'recurrent', recurrent, RECURRENT_UNITS)
         _choice(name, 'stage_input', stage_input, STAGE_INPUTS)
         if num_iters < 1 or num_res < 1:
-            raise ValueError(f'{name}: num_iters and num_res must be at least 1, got {num_iters} and {num_res}')
+            raise InvalidOption(f'{name}: num_iters and num_res must be at least 1, got {num_iters} and {num_res}')
         self.num_iters, self.num_feat = num_iters, num_feat
         self.recurrent, self.residual, self.stage_input = recurrent, residual, stage_input
         head_in = 2 * num_in_ch if stage_input == 'concat' else num_in_ch

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from mh2f_plugin.errors import InvalidOption
+
 KERNEL_SIZE = 9
 
 
@@ -80,7 +82,7 @@ class RCDNet(nn.Module):
     def __init__(self, num_in_ch=3, num_stages=17, num_m=32, num_z=32, num_res=4, img_range=255.):
         super().__init__()
         if num_stages < 1:
-            raise ValueError(f'RCDNet: num_stages must be at least 1, got {num_stages}')
+            raise InvalidOption(f'RCDNet: num_stages must be at least 1, got {num_stages}')
         self.num_in_ch, self.img_range = num_in_ch, img_range
         kernels = rain_kernels(num_in_ch, num_m)
         self.kernel_init = nn.Parameter(kernels.clone())  # first stage
@@ -118,6 +120,5 @@ class RCDNet(nn.Module):
             gradient = F.conv_transpose2d(error, self.kernel / 10, padding=KERNEL_SIZE // 2)
             maps = self.prox_m[stage](maps - self.eta_m[stage - 1] / 10 * gradient)
             rain = self._rain(maps, self.kernel)
-            background, dual, out = self._background_step(stage, background, dual, rain, rainy,
-                                                          self.eta_b[stage - 1])
+            background, dual, out = self._background_step(stage, background, dual, rain, rainy, self.eta_b[stage - 1])
         return self.prox_b_final(out)[:, :self.num_in_ch] / self.img_range

@@ -15,6 +15,8 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from mh2f_plugin.errors import InvalidOption
+
 FRAMES = ('full', 'add')
 
 
@@ -23,8 +25,8 @@ class SqueezeExcitation(nn.Module):
 
     def __init__(self, num_feat, hidden=6):
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(num_feat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_feat),
-                                nn.Sigmoid())
+        self.fc = nn.Sequential(
+            nn.Linear(num_feat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_feat), nn.Sigmoid())
 
     def forward(self, x):
         return x * self.fc(x.mean((2, 3)))[..., None, None]
@@ -70,9 +72,9 @@ class RESCAN(nn.Module):
     def __init__(self, num_in_ch=3, num_feat=24, depth=7, num_stages=4, se_hidden=6, frame='full'):
         super().__init__()
         if depth < 3:
-            raise ValueError(f'RESCAN: depth must be at least 3, got {depth}')
+            raise InvalidOption(f'RESCAN: depth must be at least 3, got {depth}')
         if frame not in FRAMES:
-            raise ValueError(f"RESCAN: frame must be one of {', '.join(map(repr, FRAMES))}, got {frame!r}")
+            raise InvalidOption(f"RESCAN: frame must be one of {', '.join(map(repr, FRAMES))}, got {frame!r}")
         self.num_stages, self.frame = num_stages, frame
         dilations = [1] + [2**i for i in range(depth - 3)]
         self.layers = nn.ModuleList(

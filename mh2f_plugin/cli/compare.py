@@ -15,6 +15,7 @@ figure (``OUT/outputs/LABEL/``) and one figure per ``--figure`` image (``OUT/fig
 """
 import argparse
 import csv
+import cv2
 import multiprocessing
 import os
 import re
@@ -22,8 +23,6 @@ import statistics
 import subprocess
 import sys
 import time
-
-import cv2
 import torch
 import yaml
 from basicsr.archs import build_network
@@ -34,9 +33,11 @@ from tqdm import tqdm
 
 from mh2f_plugin.cli.figure import draw_comparison, rainiest_crop
 from mh2f_plugin.cli.measure import PeakMemory, macs
-from mh2f_plugin.cli.options import OptionsError, load_options, parse_arch_spec, registered
+from mh2f_plugin.cli.options import load_options, parse_arch_spec
 from mh2f_plugin.cli.plugins import load_plugins
+from mh2f_plugin.cli.validation import registered
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
+from mh2f_plugin.errors import OptionsError
 from mh2f_plugin.models.inference import padded_size, restore, size_multiple
 from mh2f_plugin.weights import zoo
 from mh2f_plugin.weights.loader import load_network
@@ -47,21 +48,26 @@ FIGURES_BY_DEFAULT = 2
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog='basicsr compare', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog='basicsr compare', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arch', action='append', default=[], help="NAME or 'NAME:{yaml options}'; repeatable")
     parser.add_argument('--opt', action='append', default=[], help='options file whose network_g to compare')
-    parser.add_argument('--weights', action='append', default=[],
-                        help='LABEL=W.pth: weights for the network labelled LABEL, or a new row; a zoo name '
-                        '(LABEL=NAME, or NAME alone, labelled NAME); repeatable')
+    parser.add_argument(
+        '--weights',
+        action='append',
+        default=[],
+        help='LABEL=W.pth: weights for the network labelled LABEL, or a new row; a zoo name '
+        '(LABEL=NAME, or NAME alone, labelled NAME); repeatable')
     parser.add_argument('--zoo-dir', help='zoo folder. Default: $MH2F_ZOO_DIR, else ~/.cache/mh2f_plugin')
     parser.add_argument('--data', required=True, help='paired test data (any PairedDerainDataset layout)')
     parser.add_argument('--layout', default='auto')
     parser.add_argument('--recipe', help='training options file shared by every network (with --train-iters)')
     parser.add_argument('--train-iters', type=int, help='train each network without weights for this many iterations')
     parser.add_argument('--size', default='481x321', help='WxH at which GMACs are counted. Default: 481x321')
-    parser.add_argument('--figure', help='comma-separated image names (stems) to draw; "none" for no figure. '
-                        f'Default: {FIGURES_BY_DEFAULT} images spread over the test set')
+    parser.add_argument(
+        '--figure',
+        help='comma-separated image names (stems) to draw; "none" for no figure. '
+        f'Default: {FIGURES_BY_DEFAULT} images spread over the test set')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', default='comparison', help='output folder. Default: comparison')
     args = parser.parse_args(argv)
@@ -181,8 +187,15 @@ def _mean_or_none(values):
 
 
 def open_dataset(args):
-    return PairedDerainDataset({'name': 'compare', 'dataroot': args.data, 'layout': args.layout,
-                                'io_backend': {'type': 'disk'}, 'phase': 'val'})
+    return PairedDerainDataset({
+        'name': 'compare',
+        'dataroot': args.data,
+        'layout': args.layout,
+        'io_backend': {
+            'type': 'disk'
+        },
+        'phase': 'val'
+    })
 
 
 def measure(label, network_opt, weights_path, args, figure_names):
@@ -208,8 +221,8 @@ def measure(label, network_opt, weights_path, args, figure_names):
             os.makedirs(folder, exist_ok=True)
             cv2.imwrite(os.path.join(folder, image_name(item) + '.png'), result)
 
-    ms, peak, psnr, ssim = evaluate(net, dataset, device, multiple, with_metrics=weights_path is not None,
-                                    on_output=keep, desc=label)
+    ms, peak, psnr, ssim = evaluate(
+        net, dataset, device, multiple, with_metrics=weights_path is not None, on_output=keep, desc=label)
     width, height = (int(v) for v in args.size.split('x'))
     with torch.no_grad():
         gmacs = macs(net, (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
@@ -234,8 +247,10 @@ def figure_names(args, dataset):
 def rainy_row(dataset):
     """The table row of the rainy input itself: its PSNR/SSIM against the ground truth."""
     scores = [y_metrics(tensor2img(item['lq'][None]), tensor2img(item['gt'][None])) for item in dataset]
-    return [RAINY, '', '', '', '', f'{statistics.fmean(s[0] for s in scores):.2f}',
-            f'{statistics.fmean(s[1] for s in scores):.4f}']
+    return [
+        RAINY, '', '', '', '', f'{statistics.fmean(s[0] for s in scores):.2f}',
+        f'{statistics.fmean(s[1] for s in scores):.4f}'
+    ]
 
 
 def draw_figures(args, dataset, names, labels):
@@ -253,8 +268,10 @@ def draw_figures(args, dataset, names, labels):
                 panels.append((f'{label} %.2f/%.4f' % y_metrics(result, clean), result))
         panels.append(('ground truth', clean))
         target = os.path.join(args.out, f'figure_{name}.png')
-        draw_comparison(target, [(title, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)) for title, image in panels],
-                        rainiest_crop(rainy, clean), zoom_title='PSNR/SSIM (Y) above; zoom')
+        draw_comparison(
+            target, [(title, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)) for title, image in panels],
+            rainiest_crop(rainy, clean),
+            zoom_title='PSNR/SSIM (Y) above; zoom')
         written.append(target)
     return written
 
@@ -268,24 +285,31 @@ def compare_networks(argv):
     rows, with_quality = [rainy_row(dataset)], []
     for label, network_opt, path in rows_spec:
         path = path or (train(label, network_opt, args) if args.train_iters else None)
-        with multiprocessing.get_context('spawn').Pool(1) as pool:
+        pool = multiprocessing.get_context('spawn').Pool(1)
+        try:
             _, params, gmacs, ms, peak, psnr, ssim = pool.apply(measure, (label, network_opt, path, args, names))
-        rows.append([label, f'{params / 1e6:.3f}', f'{gmacs:.2f}', f'{ms:.1f}', f'{peak:.1f}',
-                     f'{psnr:.2f}' if psnr is not None else '', f'{ssim:.4f}' if ssim is not None else ''])
+        finally:  # let the worker exit by itself: a terminated one leaks its semaphores (warnings at exit)
+            pool.close()
+            pool.join()
+        rows.append([
+            label, f'{params / 1e6:.3f}', f'{gmacs:.2f}', f'{ms:.1f}', f'{peak:.1f}',
+            f'{psnr:.2f}' if psnr is not None else '', f'{ssim:.4f}' if ssim is not None else ''
+        ])
         if psnr is not None:
             with_quality.append(label)
     columns = list(COLUMNS)
     columns[2] = f'GMACs ({args.size})'
     figures = draw_figures(args, dataset, names, with_quality) if with_quality else []
-    write_outputs(args.out, columns, rows, f'{len(dataset)} images of {args.data}, {args.device}; each network '
-                  'measured in a fresh process, peak MB being the memory growth while restoring one image', figures)
+    write_outputs(
+        args.out, columns, rows, f'{len(dataset)} images of {args.data}, {args.device}; each network '
+        'measured in a fresh process, peak MB being the memory growth while restoring one image', figures)
 
 
 def write_outputs(out, columns, rows, caption, figures=()):
     with open(os.path.join(out, 'comparison.csv'), 'w', newline='', encoding='utf-8') as f:
         csv.writer(f).writerows([columns] + rows)
-    table = '\n'.join(['| ' + ' | '.join(columns) + ' |', '|' + ' --- |' * len(columns)]
-                      + ['| ' + ' | '.join(row) + ' |' for row in rows])
+    table = '\n'.join(['| ' + ' | '.join(columns) + ' |', '|' + ' --- |' * len(columns)] +
+                      ['| ' + ' | '.join(row) + ' |' for row in rows])
     with open(os.path.join(out, 'comparison.md'), 'w', encoding='utf-8') as f:
         f.write(f'{table}\n\nPSNR/SSIM on the Y channel, no border crop; {caption}.\n')
     plot(os.path.join(out, 'psnr_vs_gmacs.png'), columns[2], rows)

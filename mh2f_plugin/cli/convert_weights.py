@@ -15,8 +15,8 @@ from mh2f_plugin.weights.checkpoint import BASICSR, read_weights, save_converted
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog='basicsr convert-weights', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog='basicsr convert-weights', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='the checkpoint as downloaded from its authors')
     parser.add_argument('dst', help='the BasicSR checkpoint to write (.pth)')
     parser.add_argument('--arch', help="NAME or 'NAME:{yaml options}' over what the file says")

@@ -1,17 +1,23 @@
-"""``basicsr derain INPUT OUTPUT --weights W.pth``: derain real photos of any size, no ground truth."""
-import argparse
-import os
+"""``basicsr derain INPUT OUTPUT --weights W.pth``: derain real photos of any size, no ground truth.
 
-import cv2
+Results are PNGs named after the inputs, with each input's bit depth (8 or 16), gray or colour,
+and alpha channel; photos are turned upright by their EXIF orientation first. Nothing is
+overwritten or written into the input folder unless asked, every write is checked and atomic.
+"""
+import argparse
 import numpy as np
+import os
 import torch
 import yaml
 from basicsr.utils import img2tensor, tensor2img
+from basicsr.utils.registry import ARCH_REGISTRY
 from tqdm import tqdm
 
-from mh2f_plugin.cli.options import OptionsError, load_options
-from mh2f_plugin.data.image_io import ImageReadError, read_image
+from mh2f_plugin.cli.options import load_options
+from mh2f_plugin.cli.validation import accepted_arguments, did_you_mean, registered
+from mh2f_plugin.data.image_io import decode_raw, from_float_bgr, read_bytes, to_float_bgr, write_image
 from mh2f_plugin.data.layouts import IMAGE_EXTENSIONS, image_files
+from mh2f_plugin.errors import InvalidOption, OptionsError
 from mh2f_plugin.models.derain_model import AMP_DTYPES
 from mh2f_plugin.models.inference import restore, size_multiple
 from mh2f_plugin.weights.checkpoint import PARAM_KEYS
@@ -22,25 +28,34 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog='basicsr derain', description=__doc__)
     parser.add_argument('input', help='an image, or a folder of images')
     parser.add_argument('output', help='a folder (or, for one input image, a file name ending in .png/.jpg)')
-    parser.add_argument('--weights', required=True,
-                        help='a BasicSR checkpoint (params or params_ema), an official one (see convert-weights), '
-                        'or a zoo name (basicsr zoo list)')
+    parser.add_argument(
+        '--weights',
+        required=True,
+        help='a BasicSR checkpoint (params or params_ema), an official one (see convert-weights), '
+        'or a zoo name (basicsr zoo list)')
     parser.add_argument('--zoo-dir', help='zoo folder. Default: $MH2F_ZOO_DIR, else ~/.cache/mh2f_plugin')
     parser.add_argument('-opt', help='training options file whose network_g describes the network')
-    parser.add_argument('--arch', help='registered arch name (without -opt). Default: the network the weights '
-                        'file names (converted and official files do), else MH2FNet')
+    parser.add_argument(
+        '--arch',
+        help='registered arch name (without -opt). Default: the network the weights '
+        'file names (converted and official files do), else MH2FNet')
     parser.add_argument('--arch-opt', default='{}', help="the arch's options as YAML, e.g. '{num_feat: 32}'")
     parser.add_argument('--param-key', choices=PARAM_KEYS, help='default: params_ema if present, else params')
     parser.add_argument('--tile', type=int, help='tile size in pixels for images too large for memory')
     parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles')
-    parser.add_argument('--pad-multiple', type=int,
-                        help='default: what the network needs (size_multiple, window_size, or 1)')
+    parser.add_argument(
+        '--pad-multiple', type=int, help='default: what the network needs (size_multiple, window_size, or 1)')
     parser.add_argument('--self-ensemble', action='store_true', help='average the 8 flips/transposes')
-    parser.add_argument('--side-by-side', action='store_true',
-                        help='also write NAME_side_by_side.png (rainy | derained)')
+    parser.add_argument(
+        '--side-by-side', action='store_true', help='also write NAME_side_by_side.png (rainy | derained)')
     parser.add_argument('--amp', choices=['bf16', 'fp16'], help='autocast dtype (default: float32)')
     parser.add_argument('--channels-last', action='store_true', help='channels-last memory format (faster on CPUs)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--overwrite', action='store_true', help='replace results that already exist')
+    parser.add_argument(
+        '--output-inside-input',
+        action='store_true',
+        help='allow OUTPUT inside the INPUT folder (inputs are never overwritten)')
     return parser.parse_args(argv)
 
 
@@ -73,37 +88,97 @@ def input_files(path):
     raise OptionsError(f'{path}: no such file or folder')
 
 
-def output_path(output, source, single):
-    if single and output.lower().endswith(IMAGE_EXTENSIONS):
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        return output
-    os.makedirs(output, exist_ok=True)
-    return os.path.join(output, os.path.splitext(os.path.basename(source))[0] + '.png')
+def _inside(path, folder):
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder + os.sep)
+
+
+def output_plan(args, files):
+    """``[(source, target)]``: each input's result in OUTPUT (PNG, the input's stem; or OUTPUT itself
+    for one image and a file name). Refuses OUTPUT inside INPUT (unless ``--output-inside-input``),
+    two inputs with one target, a target that is an input, and existing targets (unless
+    ``--overwrite``), before anything is written."""
+    single = len(files) == 1 and os.path.isfile(args.input)
+    if single and args.output.lower().endswith(IMAGE_EXTENSIONS):
+        plan = [(files[0], args.output)]
+    else:
+        if os.path.isfile(args.output):
+            raise OptionsError(f'{args.output}: is a file; OUTPUT must be a folder (or, for one image, an image name)')
+        if os.path.isdir(args.input) and _inside(args.output, args.input) and not args.output_inside_input:
+            raise OptionsError(f'{args.output}: is inside the input folder {args.input}; choose another OUTPUT '
+                               '(or pass --output-inside-input)')
+        plan = [(path, os.path.join(args.output,
+                                    os.path.splitext(os.path.basename(path))[0] + '.png')) for path in files]
+    targets = {}
+    for source, target in plan:
+        if target in targets:
+            raise OptionsError(f'{targets[target]} and {source} would both be written to {target}; rename one')
+        targets[target] = source
+        if os.path.realpath(target) in {os.path.realpath(path) for path in files}:
+            raise OptionsError(f'{target}: is an input image; it would be overwritten by its own result')
+        if os.path.exists(target) and not args.overwrite:
+            raise OptionsError(f'{target}: already exists (pass --overwrite to replace it)')
+    return plan
+
+
+def check_flags(args):
+    """One-line errors for numeric flags and the device, before any work."""
+    if args.tile is not None and args.tile <= 0:
+        raise OptionsError(f'--tile must be a positive number of pixels, got {args.tile}')
+    if args.tile_overlap < 0 or (args.tile is not None and args.tile_overlap >= args.tile):
+        raise OptionsError(f'--tile-overlap must be at least 0 and smaller than --tile, got {args.tile_overlap}')
+    if args.pad_multiple is not None and args.pad_multiple <= 0:
+        raise OptionsError(f'--pad-multiple must be a positive integer, got {args.pad_multiple}')
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        raise OptionsError(f'--device {args.device!r}: not a device (cpu, cuda, cuda:1, ...)') from error
+    if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise OptionsError(f'--device {args.device}: no such CUDA device on this machine (use --device cpu)')
+    return device
+
+
+def checked_network(args):
+    """The network and its weights, with option mistakes named as the flags that caused them."""
+    requested = network_options(args)
+    if requested and requested.get('type') is not None:
+        if not registered(ARCH_REGISTRY, requested['type']):
+            hint = did_you_mean(requested['type'], ARCH_REGISTRY.keys())
+            raise OptionsError(f"--arch {requested['type']}: unknown arch{hint}. "
+                               f"Registered archs: {', '.join(sorted(ARCH_REGISTRY.keys()))}")
+        accepted = accepted_arguments(ARCH_REGISTRY.get(requested['type']))
+        unknown = [name for name in requested if name != 'type' and accepted is not None and name not in accepted]
+        if unknown:
+            raise OptionsError(f"--arch-opt: {requested['type']} has no argument '{unknown[0]}'"
+                               f'{did_you_mean(unknown[0], accepted)}')
+    try:
+        return load_network(
+            args.weights, requested, args.param_key, default_opt={'type': 'MH2FNet'}, zoo_folder=args.zoo_dir)[0]
+    except InvalidOption as error:
+        raise OptionsError(f'{args.opt or "--arch-opt"}: {error}') from error
 
 
 def derain(argv):
     args = parse_args(argv)
+    device = check_flags(args)
     files = input_files(args.input)
-    net, _ = load_network(args.weights, network_options(args), args.param_key, default_opt={'type': 'MH2FNet'},
-                          zoo_folder=args.zoo_dir)
-    device = torch.device(args.device)
+    plan = output_plan(args, files)
+    net = checked_network(args)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     net = net.to(device, memory_format=memory_format).eval()
     multiple = args.pad_multiple or size_multiple(net)
+    if args.tile is not None and args.tile < multiple:
+        raise OptionsError(f'--tile {args.tile}: smaller than the {multiple} pixels this network needs')
     autocast = torch.autocast(device.type, dtype=AMP_DTYPES[args.amp], enabled=args.amp is not None)
-    for path in tqdm(files, unit='image', desc='derain'):
-        try:
-            rainy = read_image(path)
-        except ImageReadError as error:
-            raise OptionsError(str(error)) from error
-        lq = img2tensor(rainy, bgr2rgb=True, float32=True)[None].to(device, memory_format=memory_format)
+    for source, target in tqdm(plan, unit='image', desc='derain'):
+        raw = decode_raw(read_bytes(source), source)
+        lq = img2tensor(to_float_bgr(raw, source), bgr2rgb=True, float32=True)[None]
         with torch.no_grad(), autocast:
-            out = restore(net, lq, args.tile, args.tile_overlap, multiple, args.self_ensemble).float()
-        derained = tensor2img(out.cpu())
-        target = output_path(args.output, path, len(files) == 1)
-        cv2.imwrite(target, derained)
+            out = restore(net, lq.to(device, memory_format=memory_format), args.tile, args.tile_overlap, multiple,
+                          args.self_ensemble).float()
+        result = from_float_bgr(tensor2img(out.cpu(), out_type=np.float32, min_max=(0, 1)), raw)
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        write_image(target, result)
         if args.side_by_side:
-            rainy_8bit = np.round(rainy * 255).astype(np.uint8)
-            stem = os.path.splitext(target)[0]
-            cv2.imwrite(f'{stem}_side_by_side.png', np.concatenate([rainy_8bit, derained], 1))
-    print(f'derained {len(files)} image(s) into {args.output}')
+            write_image(f'{os.path.splitext(target)[0]}_side_by_side.png', np.concatenate([raw, result], 1))
+    print(f'derained {len(plan)} image(s) into {args.output}')

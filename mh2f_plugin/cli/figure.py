@@ -32,8 +32,12 @@ def draw_comparison(path, panels, crop, zoom_title='zoom'):
     height, width = panels[0][1].shape[:2]
     columns = len(panels)
     panel_width = 2.6
-    figure, axes = plt.subplots(2, columns, figsize=(panel_width * columns, panel_width * (height / width + 1) + 0.6),
-                                gridspec_kw={'height_ratios': [height / width, 1]}, squeeze=False)
+    figure, axes = plt.subplots(
+        2,
+        columns,
+        figsize=(panel_width * columns, panel_width * (height / width + 1) + 0.6),
+        gridspec_kw={'height_ratios': [height / width, 1]},
+        squeeze=False)
     for column, (title, image) in enumerate(panels):
         full, zoomed = axes[0, column], axes[1, column]
         full.imshow(image)

@@ -2,9 +2,9 @@
 import argparse
 import os
 
-from mh2f_plugin.cli.options import OptionsError
 from mh2f_plugin.data import lmdb_store
 from mh2f_plugin.data.layouts import LAYOUT_NAMES, find_pairs
+from mh2f_plugin.errors import OptionsError
 
 
 def parse_args(argv):
@@ -20,9 +20,11 @@ def parse_args(argv):
     parser.add_argument('--pattern', help='layout regex: full match on the rainy stem')
     parser.add_argument('--replacement', default=r'\1', help=r'layout regex: the clean stem. Default: \1')
     parser.add_argument('--rainy-half', choices=('left', 'right'), help='layout side_by_side')
-    parser.add_argument('--basicsr-compatible', action='store_true',
-                        help='identical keys in both databases (clean images repeated), '
-                        "for BasicSR's PairedImageDataset")
+    parser.add_argument(
+        '--basicsr-compatible',
+        action='store_true',
+        help='identical keys in both databases (clean images repeated), '
+        "for BasicSR's PairedImageDataset")
     parser.add_argument('--workers', type=int, default=os.cpu_count(), help='encoding processes. Default: all cores')
     parser.add_argument('--compress-level', type=int, default=1, choices=range(10), help='PNG level. Default: 1')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing OUT')

@@ -1,28 +1,23 @@
-"""Checks a BasicSR options file before BasicSR reads it, so that mistakes end in one clear line.
+"""Options files as BasicSR will run them: read, ``--force_yml`` applied, checked, completed.
 
-BasicSR itself fails on a missing key with a bare ``KeyError`` from deep inside its pipeline, and
-on an unknown ``type`` only once it reaches that component. ``check_options`` names the file, the
-key path (``train:optim_g:type``) and, for an unknown type, the registered alternatives.
+BasicSR itself fails on a missing key with a bare ``KeyError`` from deep inside its pipeline, on an
+unknown ``type`` only once it reaches that component, and applies ``--force_yml`` with ``exec``.
+``check_options`` reads the file as BasicSR will, applies ``--force_yml`` the same way but with
+one-line errors, and validates the result (``mh2f_plugin.cli.validation``) before BasicSR starts.
+``with_prepared_options`` wraps BasicSR's own ``parse_options`` so that what it returns is
+completed the same way: ``network_g`` from a zoo name, and CPU when CUDA is asked for but absent.
 """
 import os
-
+import torch
 import yaml
-from basicsr.utils.options import ordered_yaml
-from basicsr.utils.registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY,
-                                    MODEL_REGISTRY)
+from basicsr.utils.options import _postprocess_yml_value, ordered_yaml
 
-from mh2f_plugin.errors import UserError
+from mh2f_plugin.cli.validation import validate
+from mh2f_plugin.errors import OptionsError
 from mh2f_plugin.weights import zoo
 
-COMMON_KEYS = ('name', 'model_type', 'num_gpu', 'network_g:type', 'datasets', 'path')
-TRAIN_KEYS = ('datasets:train', 'train:total_iter', 'train:optim_g:type', 'train:scheduler:type',
-              'logger:print_freq', 'logger:save_checkpoint_freq')
-DATASET_KEYS = ('name', 'type')
-TRAIN_DATASET_KEYS = ('batch_size_per_gpu', 'num_worker_per_gpu')
-
-
-class OptionsError(UserError, ValueError):
-    """An options file or flag that BasicSR cannot run."""
+CPU_FALLBACK = ('num_gpu is {} but this machine has no CUDA GPU: running on the CPU instead '
+                '(set num_gpu: 0, or auto, to say so)')
 
 
 def parse_arch_spec(spec):
@@ -37,44 +32,36 @@ def parse_arch_spec(spec):
     return {'type': name.strip(), **options}
 
 
-def registered(registry, name):
-    """Whether BasicSR's ``registry.get(name)`` finds ``name`` (it also tries ``name_basicsr``)."""
-    return name in registry or f'{name}_basicsr' in registry
-
-
 def load_options(path):
     """The options file as BasicSR reads it (ordered dicts)."""
     if not os.path.isfile(path):
         raise OptionsError(f'{path}: options file not found')
-    with open(path, encoding='utf-8') as f:
-        try:
+    try:
+        with open(path, encoding='utf-8') as f:
             opt = yaml.load(f, Loader=ordered_yaml()[0])
-        except yaml.YAMLError as error:
-            raise OptionsError(f'{path}: not valid YAML: {error}') from error
+    except yaml.YAMLError as error:
+        raise OptionsError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise OptionsError(f'{path}: cannot read: {error}') from error
     if not isinstance(opt, dict):
         raise OptionsError(f'{path}: expected a mapping of options, found {type(opt).__name__}')
     return opt
 
 
-def _lookup(opt, key_path):
-    node = opt
-    for key in key_path.split(':'):
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def _require(path, opt, key_paths, prefix=''):
-    for key_path in key_paths:
-        if _lookup(opt, key_path) is None:
-            raise OptionsError(f"{path}: missing key '{prefix}{key_path}'")
-
-
-def _require_type(path, registry, kind, name, key_path):
-    if not registered(registry, name):
-        known = ', '.join(sorted(registry.keys()))
-        raise OptionsError(f"{path}: unknown {kind} '{name}' at '{key_path}'. Registered {kind}s: {known}")
+def apply_force_yml(opt, entries, path):
+    """``--force_yml key:key=value ...`` applied as BasicSR applies it (existing parents only)."""
+    for entry in entries or ():
+        keys, separator, value = entry.partition('=')
+        if not separator or not keys.strip():
+            raise OptionsError(f'{path}: --force_yml {entry!r}: expected key:key=value')
+        node, names = opt, keys.strip().split(':')
+        for depth, name in enumerate(names[:-1]):
+            if not isinstance(node, dict) or not isinstance(node.get(name), dict):
+                raise OptionsError(f"{path}: --force_yml {entry!r}: no section '{':'.join(names[:depth + 1])}' "
+                                   'to set a key in (BasicSR cannot create sections)')
+            node = node[name]
+        node[names[-1]] = _postprocess_yml_value(value.strip())
+    return opt
 
 
 def fill_network_from_zoo(opt):
@@ -86,42 +73,29 @@ def fill_network_from_zoo(opt):
     return opt
 
 
-def with_zoo_network(parse_options):
-    """BasicSR's ``parse_options`` (``--force_yml`` applied), then ``fill_network_from_zoo``."""
-    if getattr(parse_options, 'fills_zoo_network', False):
+def check_options(path, is_train, force_yml=None):
+    """``(opt, warnings)``: the options BasicSR will run, checked; ``OptionsError`` otherwise."""
+    opt = fill_network_from_zoo(apply_force_yml(load_options(path), force_yml, path))
+    warnings = validate(opt, path, is_train)
+    if gpus_missing(opt):
+        warnings.append(CPU_FALLBACK.format(opt['num_gpu']))
+    return opt, warnings
+
+
+def gpus_missing(opt):
+    return opt.get('num_gpu') not in (0, 'auto') and not torch.cuda.is_available()
+
+
+def with_prepared_options(parse_options):
+    """BasicSR's ``parse_options``, then ``network_g`` from the zoo and the CPU fallback."""
+    if getattr(parse_options, 'prepares_options', False):
         return parse_options
 
     def parse(root_path, is_train=True):
         opt, args = parse_options(root_path, is_train=is_train)
+        if gpus_missing(opt):
+            opt['num_gpu'] = 0
         return fill_network_from_zoo(opt), args
 
-    parse.fills_zoo_network = True
+    parse.prepares_options = True
     return parse
-
-
-def check_options(path, is_train):
-    """Raises ``OptionsError`` naming the first missing key or unknown type in ``path``."""
-    opt = fill_network_from_zoo(load_options(path))
-    _require(path, opt, COMMON_KEYS + (TRAIN_KEYS if is_train else ()))
-    _require_type(path, MODEL_REGISTRY, 'model', opt['model_type'], 'model_type')
-    for net_key in ('network_g', 'network_d'):
-        if opt.get(net_key) is not None:
-            _require(path, opt, (f'{net_key}:type', ))
-            _require_type(path, ARCH_REGISTRY, 'arch', opt[net_key]['type'], f'{net_key}:type')
-    for phase, dataset in opt['datasets'].items():
-        prefix = f'datasets:{phase}:'
-        _require(path, dataset, DATASET_KEYS, prefix)
-        if phase == 'train':
-            _require(path, dataset, TRAIN_DATASET_KEYS, prefix)
-        _require_type(path, DATASET_REGISTRY, 'dataset', dataset['type'], f'{prefix}type')
-    for key, loss in (opt.get('train') or {}).items():
-        if key.endswith('_opt') and isinstance(loss, dict):
-            _require(path, loss, ('type', ), f'train:{key}:')
-            _require_type(path, LOSS_REGISTRY, 'loss', loss['type'], f'train:{key}:type')
-    val = opt.get('val') or {}
-    if is_train and val:
-        _require(path, opt, ('val:val_freq', ))
-    for name, metric in (val.get('metrics') or {}).items():
-        _require(path, metric, ('type', ), f'val:metrics:{name}:')
-        _require_type(path, METRIC_REGISTRY, 'metric', metric['type'], f'val:metrics:{name}:type')
-    return opt

@@ -12,10 +12,12 @@ import importlib
 import os
 from importlib.metadata import entry_points
 
+from mh2f_plugin.errors import UserError
+
 ENTRY_POINT_GROUP = 'basicsr.plugins'
 
 
-class PluginError(RuntimeError):
+class PluginError(UserError, RuntimeError):
     """A declared plugin could not be imported."""
 
 

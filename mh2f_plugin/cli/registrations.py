@@ -1,6 +1,5 @@
 """``basicsr list``: everything registered in BasicSR's registries, with the package it comes from."""
-from basicsr.utils.registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY,
-                                    MODEL_REGISTRY)
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 REGISTRIES = {
     'arch': ARCH_REGISTRY,

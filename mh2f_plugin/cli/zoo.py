@@ -11,8 +11,8 @@ from mh2f_plugin.weights import zoo
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog='basicsr zoo', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog='basicsr zoo', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='action', required=True)
     sub.add_parser('list', help='a table of every checkpoint')
     get = sub.add_parser('get', help='download, verify and convert checkpoints now')

@@ -10,11 +10,13 @@ import os
 import re
 from dataclasses import dataclass
 
+from mh2f_plugin.errors import DatasetError
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 SHOWN = 5  # how many offending files an error lists
 
 
-class LayoutError(ValueError):
+class LayoutError(DatasetError):
     """A dataset folder that does not match the layout it was read with."""
 
 
@@ -65,8 +67,9 @@ LAYOUT_NAMES = tuple(layout.name for layout in LAYOUTS) + ('spa_list', 'regex', 
 
 def image_files(folder):
     """Image file names in ``folder`` (not recursive), sorted."""
-    return sorted(f for f in os.listdir(folder)
-                  if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, f)))
+    return sorted(
+        f for f in os.listdir(folder)
+        if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, f)))
 
 
 def _stem(name):
@@ -170,8 +173,14 @@ def pair_side_by_side(root):
     return [Pair(os.path.join(root, n), os.path.join(root, n)) for n in names]
 
 
-def find_pairs(root, layout='auto', list_file=None, allow_missing=False, lq_folder=None, gt_folder=None,
-               pattern=None, replacement=r'\1'):
+def find_pairs(root,
+               layout='auto',
+               list_file=None,
+               allow_missing=False,
+               lq_folder=None,
+               gt_folder=None,
+               pattern=None,
+               replacement=r'\1'):
     """Pairs of the dataset at ``root``; returns ``(layout_name, pairs, missing)``.
 
     ``layout='auto'`` reads ``list_file`` if one is given, else tries the folder layouts in order

@@ -5,25 +5,29 @@
 reader keeps a key up to the first dot), values PNG bytes. ``OUT/pairs.txt`` holds one
 ``lq_key gt_key`` line per pair, so that a clean image shared by many rainy ones (Rain1400) is
 stored once. Keys are the images' paths relative to the dataset root, without extension, blanks
-and dots made '_'. Conversion writes ``OUT.partial`` and renames it to ``OUT`` when complete, so
-an ``OUT`` that exists is complete; a rerun of an interrupted conversion keeps what was committed.
+and dots made '_', and every other character outside ASCII (BasicSR's reader encodes keys as
+ASCII) or a '%' written as the '%XX' escapes of its UTF-8 bytes (``urllib.parse.unquote`` reverses
+that): ``regen/pluie été.png`` is stored as ``regen/pluie_%C3%A9t%C3%A9``. Conversion writes
+``OUT.partial`` and renames it to ``OUT`` when complete, so an ``OUT`` that exists is complete; a
+rerun of an interrupted conversion, killed at any point, keeps what was committed and finishes.
 """
 import contextlib
+import cv2
 import json
+import lmdb
 import os
 import re
 import shutil
 import struct
 from dataclasses import dataclass
 from multiprocessing import Pool
-
-import cv2
-import lmdb
 from PIL import Image
 from tqdm import tqdm
+from urllib.parse import quote
 
 from mh2f_plugin.data.image_io import ImageReadError, decode_raw, read_bytes, to_float_bgr
-from mh2f_plugin.data.layouts import LayoutError, Pair, read_records
+from mh2f_plugin.data.layouts import Pair, read_records
+from mh2f_plugin.errors import DatasetError, OptionsError
 
 PAIRS_FILE = 'pairs.txt'
 META_FILE = 'meta_info.txt'
@@ -33,6 +37,12 @@ SETTINGS_FILE = 'conversion.json'
 PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> channels
 MAP_SIZE_MARGIN = 64 * 2**20
 COMMIT_EVERY = 64
+SHAPE = re.compile(r'\((\d+),(\d+),(\d+)\)')
+KEY_SAFE = "/_-+=,;:!~'()[]@&$"  # kept as they are; letters and digits always are
+
+
+class LmdbError(DatasetError):
+    """An LMDB dataset that is missing, incomplete, corrupt, or whose metadata is malformed."""
 
 
 def database_path(root, name):
@@ -40,23 +50,37 @@ def database_path(root, name):
 
 
 def read_meta_info(db_path):
-    """``{key: (h, w, c)}`` from ``db_path/meta_info.txt``."""
+    """``{key: (h, w, c)}`` from ``db_path/meta_info.txt``; ``LmdbError`` naming a malformed line."""
     meta_path = os.path.join(db_path, META_FILE)
-    return {fields[0].removesuffix('.png'): tuple(int(v) for v in fields[1].strip('()').split(','))
-            for _, fields in read_records(meta_path, 'key (h,w,c) compression_level')}
+    meta = {}
+    for number, (key, shape, _) in read_records(meta_path, 'key (h,w,c) compression_level'):
+        match = SHAPE.fullmatch(shape)
+        if match is None:
+            raise LmdbError(f'{meta_path}:{number}: the shape must be (h,w,c), got {shape!r}')
+        meta[key.removesuffix('.png')] = tuple(int(v) for v in match.groups())
+    return meta
+
+
+def open_database(db_path, **options):
+    """``lmdb.open(db_path)``; ``LmdbError`` naming it when it is no readable LMDB database."""
+    try:
+        return lmdb.open(db_path, **options)
+    except lmdb.Error as error:
+        raise LmdbError(f'{db_path}: not a readable LMDB database ({error})') from error
 
 
 def check_complete(root):
-    """Raises ``LayoutError`` unless ``root`` holds both databases with their meta_info files."""
+    """Raises ``LmdbError`` unless ``root`` holds both databases, readable, with their meta_info files."""
     if not os.path.isdir(root):
         hint = ' (an interrupted conversion left ' + root + PARTIAL_SUFFIX + '; rerun basicsr lmdb to finish it)' \
             if os.path.isdir(root + PARTIAL_SUFFIX) else ''
-        raise LayoutError(f'{root}: LMDB dataset not found{hint}')
+        raise LmdbError(f'{root}: LMDB dataset not found{hint}')
     for name in DATABASES:
         meta = os.path.join(database_path(root, name), META_FILE)
         for required in (os.path.join(database_path(root, name), 'data.mdb'), meta):
             if not os.path.isfile(required):
-                raise LayoutError(f'{root}: not a complete LMDB dataset: {required} is missing')
+                raise LmdbError(f'{root}: not a complete LMDB dataset: {required} is missing')
+        open_database(database_path(root, name), readonly=True, lock=False, readahead=False).close()
 
 
 def read_pairs(root):
@@ -73,13 +97,13 @@ def read_pairs(root):
     elif lq_meta.keys() == gt_meta.keys():
         pairs = [Pair(key, key) for key in sorted(lq_meta)]
     else:
-        raise LayoutError(f'{root}: no {PAIRS_FILE}, and the keys of lq.lmdb and gt.lmdb differ')
+        raise LmdbError(f'{root}: no {PAIRS_FILE}, and the keys of lq.lmdb and gt.lmdb differ')
     for pair in pairs:
         for key, meta, name in ((pair.lq, lq_meta, 'lq'), (pair.gt, gt_meta, 'gt')):
             if key not in meta:
-                raise LayoutError(f'{root}: key {key!r} is not in {os.path.join(database_path(root, name), META_FILE)}')
+                raise LmdbError(f'{root}: key {key!r} is not in {os.path.join(database_path(root, name), META_FILE)}')
     if not pairs:
-        raise LayoutError(f'{root}: the LMDB dataset holds no pairs')
+        raise LmdbError(f'{root}: the LMDB dataset holds no pairs')
     return pairs
 
 
@@ -94,8 +118,10 @@ class Entry:
 
 
 def image_key(root, path):
-    """The key of ``path``: its path relative to ``root`` without extension, blanks and dots as '_'."""
-    return re.sub(r'[\s.]', '_', os.path.splitext(os.path.relpath(path, root))[0])
+    """The key of ``path``: its path relative to ``root`` without extension, blanks and dots as '_',
+    other characters outside ASCII letters, digits and ``KEY_SAFE`` as '%XX' UTF-8 escapes."""
+    relative = re.sub(r'[\s.]', '_', os.path.splitext(os.path.relpath(path, root))[0])
+    return quote(relative.replace(os.sep, '/'), safe=KEY_SAFE)
 
 
 def plan_entries(root, pairs, layout, rainy_half=None, basicsr_compatible=False):
@@ -110,7 +136,7 @@ def plan_entries(root, pairs, layout, rainy_half=None, basicsr_compatible=False)
     def add(database, key, path, half=None):
         owner = owners.setdefault((database, key), (path, half))
         if owner != (path, half):
-            raise LayoutError(f'{root}: {owner[0]} and {path} would share the {database} key {key!r}')
+            raise DatasetError(f'{root}: {owner[0]} and {path} would share the {database} key {key!r}')
         entries.setdefault((database, key), Entry(database, key, path, half))
 
     clean_half = {'left': 'right', 'right': 'left'}.get(rainy_half)
@@ -139,16 +165,47 @@ def _encode(job):
     return encode_entry(*job)
 
 
-def size_bound(path):
-    """An upper bound of the PNG size of an image, from its header: raw pixels at 2 bytes per
-    sample (PIL reports 16-bit colour as 8-bit) plus PNG overhead."""
+@contextlib.contextmanager
+def _no_pixel_limit():
+    """Pillow refuses to open images over ``Image.MAX_IMAGE_PIXELS`` (a decompression-bomb guard
+    for untrusted input); a dataset being converted is the user's own, so the guard is lifted."""
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-            samples = len(img.getbands())
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def image_header(path):
+    """``(width, height, samples per pixel)`` from an image file's header."""
+    try:
+        with _no_pixel_limit(), Image.open(path) as img:
+            return img.size + (len(img.getbands()), )
     except OSError as error:
         raise ImageReadError(f'{path}: not a readable image ({error})') from error
+
+
+def size_bound(header):
+    """An upper bound of the PNG size of an image with this ``image_header``: raw pixels at 2 bytes
+    per sample (PIL reports 16-bit colour as 8-bit) plus PNG overhead."""
+    width, height, samples = header
     return int(width * height * samples * 2 * 1.01) + height + 4096
+
+
+def check_pair_sizes(entries, pair_keys, headers):
+    """``DatasetError`` listing pairs whose rainy and clean images (or halves) differ in size."""
+    sizes = {}
+    for entry in entries:
+        width, height, _ = headers[entry.path]
+        sizes[entry.database, entry.key] = (width // 2 if entry.half else width, height), entry.path
+    mismatched = [
+        f'{sizes["lq", lq][1]} is {sizes["lq", lq][0][0]}x{sizes["lq", lq][0][1]}, '
+        f'{sizes["gt", gt][1]} is {sizes["gt", gt][0][0]}x{sizes["gt", gt][0][1]}' for lq, gt in pair_keys
+        if sizes['lq', lq][0] != sizes['gt', gt][0]
+    ]
+    if mismatched:
+        more = f' and {len(mismatched) - 3} more' if len(mismatched) > 3 else ''
+        raise DatasetError(f"pair sizes differ (width x height): {'; '.join(mismatched[:3])}{more}")
 
 
 def png_shape(data):
@@ -157,36 +214,67 @@ def png_shape(data):
     return height, width, PNG_CHANNELS[colour_type]
 
 
-def _open_databases(work, entries):
+def _open_databases(work, entries, headers):
     """Opens both databases with map sizes bounding everything they will hold (every entry,
-    including clean images repeated by ``--basicsr-compatible``), each file's header read once."""
-    bounds = {path: size_bound(path) for path in {entry.path for entry in entries}}
+    including clean images repeated by ``--basicsr-compatible``)."""
     sizes = {name: MAP_SIZE_MARGIN for name in DATABASES}
     for entry in entries:
-        sizes[entry.database] += bounds[entry.path]
-    return {name: lmdb.open(database_path(work, name), map_size=sizes[name]) for name in DATABASES}
+        sizes[entry.database] += size_bound(headers[entry.path])
+    return {name: open_database(database_path(work, name), map_size=sizes[name]) for name in DATABASES}
 
 
-def write_lmdb(root, out, pairs, layout, rainy_half=None, basicsr_compatible=False, workers=1, compress_level=1,
-               overwrite=False, progress=True):
+def _write_atomically(path, text):
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+        f.write(text)
+    os.replace(path + '.tmp', path)
+
+
+def _resume_or_start(work, settings):
+    """Prepares the staging folder ``work``: kept when an interrupted run with the same settings
+    left it, started afresh when it has no settings file (killed before any image was stored)."""
+    settings_path = os.path.join(work, SETTINGS_FILE)
+    if os.path.isdir(work) and not os.path.isfile(settings_path):
+        shutil.rmtree(work)
+    if os.path.isdir(work):
+        try:
+            with open(settings_path, encoding='utf-8') as f:
+                previous = json.load(f)
+        except (OSError, ValueError) as error:
+            raise LmdbError(f'{settings_path}: unreadable ({error}); remove {work} and convert again') from error
+        if previous != settings:
+            raise OptionsError(f'{work}: an interrupted conversion with other settings is there; remove it first')
+        return
+    os.makedirs(work)
+    _write_atomically(settings_path, json.dumps(settings))
+
+
+def write_lmdb(root,
+               out,
+               pairs,
+               layout,
+               rainy_half=None,
+               basicsr_compatible=False,
+               workers=1,
+               compress_level=1,
+               overwrite=False,
+               progress=True):
     """Converts ``pairs`` of the dataset at ``root`` into the LMDB dataset ``out``; returns the
     number of images encoded by this run (a rerun after an interruption encodes only the rest)."""
     if os.path.exists(out) and not overwrite:
-        raise LayoutError(f'{out}: already exists; pass --overwrite to replace it')
+        raise OptionsError(f'{out}: already exists; pass --overwrite to replace it')
     entries, pair_keys = plan_entries(root, pairs, layout, rainy_half, basicsr_compatible)
+    headers = {path: image_header(path) for path in {entry.path for entry in entries}}
+    check_pair_sizes(entries, pair_keys, headers)
     work = out.rstrip(os.sep) + PARTIAL_SUFFIX
-    settings = {'source': os.path.abspath(root), 'layout': layout, 'rainy_half': rainy_half,
-                'basicsr_compatible': basicsr_compatible, 'compress_level': compress_level}
-    settings_path = os.path.join(work, SETTINGS_FILE)
-    if os.path.isdir(work):
-        with open(settings_path, encoding='utf-8') as f:
-            if json.load(f) != settings:
-                raise LayoutError(f'{work}: an interrupted conversion with other settings is there; remove it first')
-    else:
-        os.makedirs(work)
-        with open(settings_path, 'w', encoding='utf-8') as f:
-            json.dump(settings, f)
-    envs = _open_databases(work, entries)
+    _resume_or_start(
+        work, {
+            'source': os.path.abspath(root),
+            'layout': layout,
+            'rainy_half': rainy_half,
+            'basicsr_compatible': basicsr_compatible,
+            'compress_level': compress_level
+        })
+    envs = _open_databases(work, entries, headers)
     todo = []
     for entry in entries:
         with envs[entry.database].begin() as txn:
@@ -194,15 +282,13 @@ def write_lmdb(root, out, pairs, layout, rainy_half=None, basicsr_compatible=Fal
                 todo.append((entry, compress_level))
     _store(envs, todo, workers, progress)
     for name, env in envs.items():
-        _write_meta_info(env, [e.key for e in entries if e.database == name], database_path(work, name),
-                         compress_level)
+        _write_meta_info(env, [e.key for e in entries if e.database == name], database_path(work, name), compress_level)
         env.close()
-    with open(os.path.join(work, PAIRS_FILE), 'w', encoding='utf-8') as f:
-        f.writelines(f'{lq} {gt}\n' for lq, gt in pair_keys)
-    os.remove(settings_path)
+    _write_atomically(os.path.join(work, PAIRS_FILE), ''.join(f'{lq} {gt}\n' for lq, gt in pair_keys))
     if os.path.exists(out):
         shutil.rmtree(out)
-    os.rename(work, out)
+    os.rename(work, out)  # the settings file goes along and is removed last: any crash up to here reruns
+    os.remove(os.path.join(out, SETTINGS_FILE))
     return len(todo)
 
 
@@ -211,8 +297,8 @@ def _store(envs, todo, workers, progress):
     txns = {name: env.begin(write=True) for name, env in envs.items()}
     with Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
         results = pool.imap(_encode, todo, chunksize=4) if pool else map(_encode, todo)
-        for done, (database, key, data) in enumerate(tqdm(results, total=len(todo), unit='image',
-                                                          disable=not progress, desc='lmdb'), 1):
+        for done, (database, key, data) in enumerate(
+                tqdm(results, total=len(todo), unit='image', disable=not progress, desc='lmdb'), 1):
             txns[database].put(key.encode(), data)
             if done % COMMIT_EVERY == 0:
                 for name in txns:
@@ -223,10 +309,11 @@ def _store(envs, todo, workers, progress):
 
 
 def _write_meta_info(env, keys, db_path, compress_level):
-    with env.begin() as txn, open(os.path.join(db_path, META_FILE), 'w', encoding='utf-8') as f:
-        for key in keys:
-            h, w, c = png_shape(txn.get(key.encode()))
-            f.write(f'{key}.png ({h},{w},{c}) {compress_level}\n')
+    with env.begin() as txn:
+        lines = [
+            f'{key}.png ({",".join(map(str, png_shape(txn.get(key.encode()))))}) {compress_level}\n' for key in keys
+        ]
+    _write_atomically(os.path.join(db_path, META_FILE), ''.join(lines))
 
 
 def verify_lmdb(root, progress=True):
@@ -238,11 +325,15 @@ def verify_lmdb(root, progress=True):
     problems, shapes = [], {}
     for name in DATABASES:
         db_path = database_path(root, name)
-        env = lmdb.open(db_path, readonly=True, lock=False, readahead=False)
+        env = open_database(db_path, readonly=True, lock=False, readahead=False)
         with env.begin() as txn:
-            for key, shape in tqdm(read_meta_info(db_path).items(), unit='image', desc=f'verify {name}',
-                                   disable=not progress):
-                data = txn.get(key.encode())
+            for key, shape in tqdm(
+                    read_meta_info(db_path).items(), unit='image', desc=f'verify {name}', disable=not progress):
+                try:
+                    data = txn.get(key.encode())
+                except lmdb.Error as error:
+                    problems.append(f'{name}.lmdb:{key}: cannot be read ({error})')
+                    continue
                 if data is None:
                     problems.append(f'{name}.lmdb:{key}: listed in meta_info.txt but not stored')
                     continue

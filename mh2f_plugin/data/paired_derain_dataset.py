@@ -1,6 +1,6 @@
 """``PairedDerainDataset``: rainy/clean pairs of any public deraining layout, from folders or LMDB."""
+import lmdb
 import os
-
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -8,8 +8,9 @@ from torch.utils import data
 from torchvision.transforms.functional import normalize
 
 from mh2f_plugin.data import lmdb_store
-from mh2f_plugin.data.image_io import ImageReadError, decode_image, read_image
-from mh2f_plugin.data.layouts import LayoutError, find_pairs
+from mh2f_plugin.data.image_io import decode_image, read_image
+from mh2f_plugin.data.layouts import find_pairs
+from mh2f_plugin.errors import DatasetError, InvalidOption
 
 RAINY_HALVES = ('left', 'right')
 
@@ -40,7 +41,7 @@ class PairedDerainDataset(data.Dataset):
         self.file_client = None
         self.mean, self.std = opt.get('mean'), opt.get('std')
         if opt['phase'] == 'train' and not opt.get('gt_size'):
-            raise LayoutError(f"dataset {opt.get('name')}: the train phase needs gt_size (crop size in pixels)")
+            raise InvalidOption(f"dataset {opt.get('name')}: the train phase needs gt_size (crop size in pixels)")
 
         if self.io_backend_opt['type'] == 'lmdb':
             self.pairs = lmdb_store.read_pairs(self.root)
@@ -48,18 +49,20 @@ class PairedDerainDataset(data.Dataset):
             self.io_backend_opt['db_paths'] = [lmdb_store.database_path(self.root, n) for n in lmdb_store.DATABASES]
             self.io_backend_opt['client_keys'] = list(lmdb_store.DATABASES)
         elif self.io_backend_opt['type'] == 'disk':
-            self.layout, self.pairs, missing = find_pairs(
-                self.root, opt.get('layout', 'auto'), opt.get('list_file'), opt.get('allow_missing', False),
-                opt.get('lq_folder'), opt.get('gt_folder'), opt.get('pattern'), opt.get('replacement', r'\1'))
+            self.layout, self.pairs, missing = find_pairs(self.root, opt.get('layout', 'auto'), opt.get('list_file'),
+                                                          opt.get('allow_missing', False), opt.get('lq_folder'),
+                                                          opt.get('gt_folder'), opt.get('pattern'),
+                                                          opt.get('replacement', r'\1'))
             if missing:
                 get_root_logger().warning(f'{self.root}: skipped {len(missing)} listed pair(s) with missing files, '
                                           f'e.g. {missing[0]}')
         else:
-            raise LayoutError(f"{self.root}: io_backend type must be disk or lmdb, got {self.io_backend_opt['type']!r}")
+            raise InvalidOption(
+                f"{self.root}: io_backend type must be disk or lmdb, got {self.io_backend_opt['type']!r}")
         self.side_by_side = self.layout == 'side_by_side'
         if self.side_by_side and opt.get('rainy_half') not in RAINY_HALVES:
-            raise LayoutError(f"{self.root}: layout side_by_side needs rainy_half: left or right "
-                              f"(got {opt.get('rainy_half')!r}); copies of Rain800 disagree on it")
+            raise InvalidOption(f"{self.root}: layout side_by_side needs rainy_half: left or right "
+                                f"(got {opt.get('rainy_half')!r}); copies of Rain800 disagree on it")
 
     def __len__(self):
         return len(self.pairs)
@@ -71,9 +74,13 @@ class PairedDerainDataset(data.Dataset):
             backend = dict(self.io_backend_opt)
             self.file_client = FileClient(backend.pop('type'), **backend)
         name = f'{lmdb_store.database_path(self.root, client_key)}:{key}'
-        data = self.file_client.get(key, client_key)
+        try:
+            data = self.file_client.get(key, client_key)
+        except lmdb.Error as error:
+            raise lmdb_store.LmdbError(f'{name}: cannot be read ({error}); check the database with '
+                                       f'basicsr lmdb --verify {self.root}') from error
         if data is None:
-            raise ImageReadError(f'{name}: key not found in the database')
+            raise lmdb_store.LmdbError(f'{name}: key not found in the database')
         return decode_image(bytes(data), name)
 
     def _read_pair(self, pair):
@@ -84,8 +91,8 @@ class PairedDerainDataset(data.Dataset):
             return (left, right) if self.opt['rainy_half'] == 'left' else (right, left)
         img_lq, img_gt = self._read(pair.lq, 'lq'), self._read(pair.gt, 'gt')
         if img_lq.shape != img_gt.shape:
-            raise LayoutError(f'pair sizes differ: {pair.lq} is {img_lq.shape[1]}x{img_lq.shape[0]}, '
-                              f'{pair.gt} is {img_gt.shape[1]}x{img_gt.shape[0]} (width x height)')
+            raise DatasetError(f'pair sizes differ: {pair.lq} is {img_lq.shape[1]}x{img_lq.shape[0]}, '
+                               f'{pair.gt} is {img_gt.shape[1]}x{img_gt.shape[0]} (width x height)')
         return img_lq, img_gt
 
     def __getitem__(self, index):
@@ -95,7 +102,7 @@ class PairedDerainDataset(data.Dataset):
             gt_size = self.opt['gt_size']
             height, width = img_lq.shape[:2]
             if min(height, width) < gt_size:
-                raise LayoutError(f'{pair.lq}: image is {width}x{height}, smaller than gt_size {gt_size}')
+                raise DatasetError(f'{pair.lq}: image is {width}x{height}, smaller than gt_size {gt_size}')
             img_gt, img_lq = paired_random_crop(img_gt, img_lq, gt_size, 1, pair.gt)
             img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', True), self.opt.get('use_rot', False))
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)

@@ -10,6 +10,8 @@ Every parameter is drawn uniformly from a ``[low, high]`` range; images are floa
 import cv2
 import numpy as np
 
+from mh2f_plugin.errors import InvalidOption
+
 DEFAULT_RANGES = {
     'density': (0.002, 0.01),
     'length': (10, 30),
@@ -25,13 +27,13 @@ def check_ranges(ranges, name='rain'):
     """Merges user ranges over the defaults; every value is ``[low, high]`` or one number."""
     unknown = set(ranges or {}) - set(DEFAULT_RANGES)
     if unknown:
-        raise ValueError(f"{name}: unknown rain option(s) {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(DEFAULT_RANGES)}")
+        raise InvalidOption(f"{name}: unknown rain option(s) {', '.join(sorted(unknown))}; "
+                            f"known: {', '.join(DEFAULT_RANGES)}")
     merged = dict(DEFAULT_RANGES)
     for key, value in (ranges or {}).items():
         low, high = (value, value) if np.isscalar(value) else value
         if low > high:
-            raise ValueError(f'{name}: {key} range [{low}, {high}] has low > high')
+            raise InvalidOption(f'{name}: {key} range [{low}, {high}] has low > high')
         merged[key] = (low, high)
     return merged
 
@@ -59,8 +61,8 @@ def streak_kernel(length, width, angle):
 def rain_layer(height, width, rng, density, length, width_px, angle):
     """A ``(H, W)`` streak layer in ``[0, 1]``."""
     seeds = (rng.random((height, width)) < density) * rng.uniform(0.6, 1.0, (height, width))
-    streaks = cv2.filter2D(seeds.astype(np.float32), -1, streak_kernel(length, width_px, angle),
-                           borderType=cv2.BORDER_REFLECT)
+    streaks = cv2.filter2D(
+        seeds.astype(np.float32), -1, streak_kernel(length, width_px, angle), borderType=cv2.BORDER_REFLECT)
     return np.clip(cv2.GaussianBlur(streaks, (3, 3), 0.5), 0, 1)
 
 

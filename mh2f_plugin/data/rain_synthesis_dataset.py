@@ -1,7 +1,6 @@
 """``RainSynthesisDataset``: rainy/clean pairs made on the fly from any folder of clean photos."""
-import os
-
 import numpy as np
+import os
 from basicsr.data.transforms import augment
 from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -10,6 +9,7 @@ from torch.utils import data
 from mh2f_plugin.data.image_io import read_image
 from mh2f_plugin.data.layouts import LayoutError, image_files
 from mh2f_plugin.data.rain_synthesis import add_rain, check_ranges
+from mh2f_plugin.errors import DatasetError, InvalidOption
 
 
 @DATASET_REGISTRY.register()
@@ -39,7 +39,7 @@ class RainSynthesisDataset(data.Dataset):
         if not self.paths:
             raise LayoutError(f'{self.root}: no clean photos found')
         if opt['phase'] == 'train' and not opt.get('gt_size'):
-            raise LayoutError(f"dataset {opt.get('name')}: the train phase needs gt_size (crop size in pixels)")
+            raise InvalidOption(f"dataset {opt.get('name')}: the train phase needs gt_size (crop size in pixels)")
 
     def __len__(self):
         return len(self.paths)
@@ -52,7 +52,7 @@ class RainSynthesisDataset(data.Dataset):
             size = self.opt['gt_size']
             height, width = clean.shape[:2]
             if min(height, width) < size:
-                raise LayoutError(f'{path}: image is {width}x{height}, smaller than gt_size {size}')
+                raise DatasetError(f'{path}: image is {width}x{height}, smaller than gt_size {size}')
             top, left = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
             clean = augment(clean[top:top + size, left:left + size], self.opt.get('use_hflip', True),
                             self.opt.get('use_rot', False))

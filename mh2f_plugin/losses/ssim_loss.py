@@ -14,6 +14,8 @@ from basicsr.losses.loss_util import weight_reduce_loss
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
+from mh2f_plugin.errors import InvalidOption
+
 REDUCTIONS = ('none', 'mean', 'sum')
 
 
@@ -32,8 +34,8 @@ def ssim_map(img1, img2, window_size=11, sigma=1.5, data_range=1.0, k1=0.01, k2=
         raise ValueError(f'SSIM: expected (B, C, H, W) images, got shape {tuple(img1.shape)}')
     height, width = img1.shape[-2:]
     if min(height, width) < window_size:
-        raise ValueError(f'SSIM: images of {height}x{width} pixels are smaller than the {window_size}x{window_size} '
-                         'window; use larger crops or a smaller window_size')
+        raise InvalidOption(f'SSIM: images of {height}x{width} pixels are smaller than the {window_size}x{window_size} '
+                            'window; use larger crops or a smaller window_size')
     dtype = torch.promote_types(img1.dtype, torch.float32)
     with torch.autocast(device_type=img1.device.type, enabled=False):
         x, y = img1.to(dtype), img2.to(dtype)
@@ -51,7 +53,7 @@ def ssim_map(img1, img2, window_size=11, sigma=1.5, data_range=1.0, k1=0.01, k2=
 
 def _check_reduction(reduction, allowed=REDUCTIONS):
     if reduction not in allowed:
-        raise ValueError(f'Unsupported reduction mode: {reduction}. Supported ones are: {allowed}')
+        raise InvalidOption(f'Unsupported reduction mode: {reduction}. Supported ones are: {allowed}')
     return reduction
 
 
@@ -99,8 +101,7 @@ class L1SSIMLoss(nn.Module):
     Both terms are computed in float32 under autocast.
     """
 
-    def __init__(self, loss_weight=1.0, lambda_ssim=0.2, reduction='mean', window_size=11, sigma=1.5,
-                 data_range=1.0):
+    def __init__(self, loss_weight=1.0, lambda_ssim=0.2, reduction='mean', window_size=11, sigma=1.5, data_range=1.0):
         super().__init__()
         self.loss_weight = loss_weight
         self.lambda_ssim = lambda_ssim

@@ -9,33 +9,53 @@
   by default.
 * A loss that is NaN or infinite stops training with the iteration and the loss terms, before
   the optimizer step can spread it into the weights.
-* Checkpoints and training states are written under a temporary name and renamed into place,
-  so a run killed while saving never leaves a half-written file that resuming would load.
+* Checkpoints and training states are written into a staging folder, checked (every file BasicSR
+  meant to write is there and loads) and only then renamed into place, so a run killed while
+  saving never leaves a half-written file that resuming would load, and a failed save (BasicSR
+  retries, then ignores it) stops training with a ``CheckpointError``, the previous checkpoint
+  staying the latest. Staging folders left by a killed run are removed when training starts.
 * In test mode, every dataset's metrics go to ``results/<name>/metrics.csv``.
 * ``path.pretrain_network_g`` takes the authors' own checkpoint files too, converted on the fly
   (``mh2f_plugin.weights``).
 """
 import contextlib
 import csv
+import logging
 import os
 import shutil
 import tempfile
-from collections import OrderedDict
-
 import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
+from collections import OrderedDict
 
+from mh2f_plugin.errors import CheckpointError, InvalidOption, NonFiniteLossError
 from mh2f_plugin.models.inference import restore, size_multiple
 from mh2f_plugin.weights.loader import load_weights_into
 
 AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 METRICS_FILE = 'metrics.csv'
+STAGING_PREFIX = '.saving-'
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A training loss that is NaN or infinite."""
+class _Collect(logging.Handler):
+    """Keeps the messages of warnings logged while it is attached (BasicSR's save errors)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _loads(path):
+    try:
+        torch.load(path, map_location='cpu', weights_only=True)
+        return True
+    except Exception:  # any way a file can fail to load means it is not a complete checkpoint
+        return False
 
 
 @MODEL_REGISTRY.register()
@@ -44,10 +64,12 @@ class DerainModel(SRModel):
     def __init__(self, opt):
         amp = opt.get('amp')
         if amp not in AMP_DTYPES:
-            raise ValueError(f"amp must be one of bf16, fp16 or ~ (off), got {amp!r}")
+            raise InvalidOption(f"amp must be one of bf16, fp16 or ~ (off), got {amp!r}")
         self.amp_dtype = AMP_DTYPES[amp]
         self.channels_last = opt.get('channels_last', False)
         super().__init__(opt)
+        if opt.get('is_train') and opt.get('rank', 0) == 0:
+            remove_staging_folders(opt['path'])
         self.scaler = torch.amp.GradScaler('cuda', enabled=amp == 'fp16' and self.device.type == 'cuda')
         self.test_metrics = OrderedDict()
 
@@ -114,22 +136,46 @@ class DerainModel(SRModel):
         net.train(was_training)
 
     def save(self, epoch, current_iter):
-        """``SRModel.save`` into temporary folders beside the real ones, then renamed into place
-        (models first, so a state never points at a checkpoint that is not there)."""
+        """``SRModel.save`` into staging folders beside the real ones, checked, then renamed into
+        place (models first, so a state never points at a checkpoint that is not there)."""
         if self.opt.get('rank', 0) != 0:
             return super().save(epoch, current_iter)
         paths = self.opt['path']
         final = {key: paths[key] for key in ('models', 'training_states')}
-        staging = {key: tempfile.mkdtemp(prefix='.saving-', dir=folder) for key, folder in final.items()}
+        staging = {key: tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder) for key, folder in final.items()}
+        errors = _Collect()
+        logging.getLogger('basicsr').addHandler(errors)
         try:
             paths.update(staging)
             super().save(epoch, current_iter)
+            self._check_saved(staging, final, current_iter, errors.messages)
+        except BaseException:
+            for folder in staging.values():
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         finally:
             paths.update(final)
+            logging.getLogger('basicsr').removeHandler(errors)
         for key in ('models', 'training_states'):
             for name in sorted(os.listdir(staging[key])):
                 os.replace(os.path.join(staging[key], name), os.path.join(final[key], name))
             shutil.rmtree(staging[key])
+
+    @staticmethod
+    def _check_saved(staging, final, current_iter, messages):
+        """``CheckpointError`` unless every file ``SRModel.save`` writes is in ``staging`` and loads."""
+        expected = {
+            'models': [f"net_g_{'latest' if current_iter == -1 else current_iter}.pth"],
+            'training_states': [f'{current_iter}.state'] if current_iter != -1 else []
+        }
+        bad = [
+            name for key, names in expected.items() for name in names if not _loads(os.path.join(staging[key], name))
+        ]
+        if bad:
+            cause = messages[0] if messages else 'written incompletely'
+            raise CheckpointError(f"{final['models']}: could not save {', '.join(bad)} of iteration {current_iter} "
+                                  f'({cause}); training stopped, the previous checkpoint is still the latest '
+                                  '(free disk space, then resume with --auto_resume)')
 
     def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
         super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)
@@ -146,3 +192,13 @@ def write_metrics(path, metrics):
         writer.writerow(['dataset'] + names)
         for dataset, values in metrics.items():
             writer.writerow([dataset] + [f'{values[name]:.4f}' if name in values else '' for name in names])
+
+
+def remove_staging_folders(paths):
+    """Removes the staging folders a run killed while saving left in the models and states folders."""
+    for key in ('models', 'training_states'):
+        folder = paths.get(key)
+        if folder and os.path.isdir(folder):
+            for name in os.listdir(folder):
+                if name.startswith(STAGING_PREFIX):
+                    shutil.rmtree(os.path.join(folder, name), ignore_errors=True)

@@ -9,12 +9,11 @@ names the file: not found, not a torch file, truncated, no state dict inside, un
 the keys that did not match), or weights of another network.
 """
 import os
-import zipfile
-from dataclasses import dataclass
-
 import torch
+import zipfile
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
+from dataclasses import dataclass
 
 from mh2f_plugin.errors import WeightsError
 from mh2f_plugin.weights import official
@@ -134,8 +133,10 @@ def load_into(net, weights, path, strict=True):
                 f'and of the official layouts the closest, {fmt.name} ({fmt.source}), lacks '
                 f'{official.listing(absent)}; its keys: {official.listing(found)}') from error
         if missing or unexpected:
-            parts = [f'missing {official.listing(missing)}' if missing else '',
-                     f'unexpected {official.listing(unexpected)}' if unexpected else '']
+            parts = [
+                f'missing {official.listing(missing)}' if missing else '',
+                f'unexpected {official.listing(unexpected)}' if unexpected else ''
+            ]
             detail = '; '.join(p for p in parts if p)
         else:
             detail = 'parameter shapes differ (another width or depth)'

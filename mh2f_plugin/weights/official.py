@@ -9,10 +9,9 @@ residual output in its ablations, the stage counts, RESCAN's prediction frame) t
 official test-time default and can be overridden by the caller's options.
 """
 import re
+import torch
 from dataclasses import dataclass
 from typing import Callable
-
-import torch
 
 from mh2f_plugin.errors import WeightsError
 
@@ -97,13 +96,20 @@ def convert_prenet(state):
     elif recurrent == 'gru':
         state = _fuse(state, [(['conv_z.0', 'conv_b.0'], 'gru.gates')])
     rules = [(r'conv0\.0\.(weight|bias)', r'head.0.\1'), (r'conv\.0\.(weight|bias)', r'tail.\1'),
-             (r'(lstm|gru)\.gates\.(weight|bias)', r'\1.gates.\2'),
-             (r'conv_g\.0\.(weight|bias)', r'gru.candidate.\1'),
+             (r'(lstm|gru)\.gates\.(weight|bias)', r'\1.gates.\2'), (r'conv_g\.0\.(weight|bias)', r'gru.candidate.\1'),
              (r'res_conv(\d+)\.([02]\.(?:weight|bias))', r'body.body.\1.body.\2')]
     state = _zero_based(_rename(state, rules), 'body.body')
-    options = {'type': 'PReNet', 'num_in_ch': out_ch, 'num_feat': state['head.0.weight'].shape[0], 'num_iters': 6,
-               'num_res': num_res, 'recurrent': recurrent, 'shared_res': shared, 'residual': residual,
-               'stage_input': stage_input}
+    options = {
+        'type': 'PReNet',
+        'num_in_ch': out_ch,
+        'num_feat': state['head.0.weight'].shape[0],
+        'num_iters': 6,
+        'num_res': num_res,
+        'recurrent': recurrent,
+        'shared_res': shared,
+        'residual': residual,
+        'stage_input': stage_input
+    }
     return options, state
 
 
@@ -114,15 +120,19 @@ def convert_brn(state):
                           ([f'{g}_r.0' for g in LSTM_GATES], 'rain.lstm.gates')])
     rules = [(r'conv0\.0\.(weight|bias)', r'image.head.0.\1'), (r'conv\.0\.(weight|bias)', r'image.tail.\1'),
              (r'conv0_r\.0\.(weight|bias)', r'rain.head.0.\1'), (r'conv_r\.0\.(weight|bias)', r'rain.tail.\1'),
-             (r'(image|rain)\.lstm\.gates\.(weight|bias)', r'\1.lstm.gates.\2'),
-             (r'res_conv[45]_r\..*', None),
+             (r'(image|rain)\.lstm\.gates\.(weight|bias)', r'\1.lstm.gates.\2'), (r'res_conv[45]_r\..*', None),
              (r'res_conv(\d+)_r\.([02]\.(?:weight|bias))', r'rain.body.body.\1.body.\2'),
              (r'res_conv(\d+)\.([02]\.(?:weight|bias))', r'image.body.body.\1.body.\2')]
     state = _zero_based(_zero_based(_rename(state, rules), 'rain.body.body'), 'image.body.body')
     num_res = sum(key.startswith('image.body') and key.endswith('0.weight') for key in state)
-    options = {'type': 'BRN', 'num_in_ch': state['image.tail.weight'].shape[0],
-               'num_feat': state['image.tail.weight'].shape[1], 'num_iters': 8, 'num_res': num_res,
-               'num_res_rain': 3}
+    options = {
+        'type': 'BRN',
+        'num_in_ch': state['image.tail.weight'].shape[0],
+        'num_feat': state['image.tail.weight'].shape[1],
+        'num_iters': 8,
+        'num_res': num_res,
+        'num_res_rain': 3
+    }
     return options, state
 
 
@@ -144,9 +154,15 @@ def convert_rescan(state):
     state = _rename(_fuse(state, groups), rules)
     _flip_input(state, 'layers.0.conv_x.weight')
     _flip_output(state, 'decoder.3')
-    options = {'type': 'RESCAN', 'num_in_ch': state['decoder.3.weight'].shape[0],
-               'num_feat': state['decoder.3.weight'].shape[1], 'depth': depth, 'num_stages': 4,
-               'se_hidden': state['layers.0.se.fc.0.weight'].shape[0], 'frame': 'full'}
+    options = {
+        'type': 'RESCAN',
+        'num_in_ch': state['decoder.3.weight'].shape[0],
+        'num_feat': state['decoder.3.weight'].shape[1],
+        'depth': depth,
+        'num_stages': 4,
+        'se_hidden': state['layers.0.se.fc.0.weight'].shape[0],
+        'frame': 'full'
+    }
     return options, state
 
 
@@ -166,16 +182,19 @@ def convert_spanet(state):
             state[f'sam.{irnn}.{suffix}'] = torch.stack([state.pop(key).reshape(-1) for key in keys])
     rules = [(r'conv_in\.0\.weight', r'conv_in.0.weight'), (r'conv_out\.0\.weight', r'conv_out.weight'),
              (r'sam\.(irnn[12])\.(weight|bias)', r'sam.\1.\2'),
-             (r'SAM1\.(conv_in|conv2|conv3|conv_out)\.weight', r'sam.\1.weight'),
-             (r'SAM1\.attention_layer\..*', None),
+             (r'SAM1\.(conv_in|conv2|conv3|conv_out)\.weight', r'sam.\1.weight'), (r'SAM1\.attention_layer\..*', None),
              (r'res_block(\d+)\.group1\.conv1\.weight', r'blocks.\1.body.0.weight'),
              (r'res_block(\d+)\.group1\.conv2\.weight', r'blocks.\1.body.2.weight'),
              (r'res_block(\d+)\.group1\.conv3\.weight', r'blocks.\1.body.4.weight')]
     state = _zero_based(_rename(state, rules), 'blocks')
     _flip_input(state, 'conv_in.0.weight')
     _flip_output(state, 'conv_out')
-    options = {'type': 'SPANet', 'num_in_ch': state['conv_out.weight'].shape[0],
-               'num_feat': state['conv_out.weight'].shape[1], 'direction_attention': False}
+    options = {
+        'type': 'SPANet',
+        'num_in_ch': state['conv_out.weight'].shape[0],
+        'num_feat': state['conv_out.weight'].shape[1],
+        'direction_attention': False
+    }
     return options, state
 
 
@@ -188,14 +207,19 @@ def convert_rcdnet(state):
              (r'xnet\.resx' + prox, r'prox_b_init.blocks.\1.\2.\3'),
              (r'fxnet\.resx' + prox, r'prox_b_final.blocks.\1.\2.\3'),
              (r'x_stage\.(\d+)\.resx' + prox, r'prox_b.\1.blocks.\2.\3.\4'),
-             (r'm_stage\.(\d+)\.resm' + prox, r'prox_m.\1.blocks.\2.\3.\4'),
-             (r'm_stage\.(\d+)\.tau', r'prox_m.\1.tau')]
+             (r'm_stage\.(\d+)\.resm' + prox, r'prox_m.\1.blocks.\2.\3.\4'), (r'm_stage\.(\d+)\.tau', r'prox_m.\1.tau')]
     state = _zero_based(_rename(state, rules), 'blocks')
     state['kernel'] = state['kernel'][1] if state['kernel'].dim() == 5 else state['kernel']
     num_stages = len({key.split('.')[1] for key in state if key.startswith('prox_m.')})
-    options = {'type': 'RCDNet', 'num_in_ch': state['kernel'].shape[0], 'num_stages': num_stages,
-               'num_m': state['kernel'].shape[1], 'num_z': state['filter_z'].shape[0],
-               'num_res': len({key.split('.')[2] for key in state if key.startswith('prox_b_init.')})}
+    options = {
+        'type': 'RCDNet',
+        'num_in_ch': state['kernel'].shape[0],
+        'num_stages': num_stages,
+        'num_m': state['kernel'].shape[1],
+        'num_z': state['filter_z'].shape[0],
+        'num_res': len({key.split('.')[2]
+                        for key in state if key.startswith('prox_b_init.')})
+    }
     return options, state
 
 
@@ -216,8 +240,8 @@ FORMATS = (
                    convert_prenet),
     OfficialFormat('RESCAN', 'XiaLiPKU/RESCAN config/model.py', ('rnns.0.se.fc.0.weight', 'dec.3.weight'),
                    convert_rescan),
-    OfficialFormat('SPANet', 'stevewongv/SPANet SPANet.py', ('conv_in.0.weight', 'SAM1.conv_in.weight',
-                                                             'res_block1.group1.conv1.weight'), convert_spanet),
+    OfficialFormat('SPANet', 'stevewongv/SPANet SPANet.py',
+                   ('conv_in.0.weight', 'SAM1.conv_in.weight', 'res_block1.group1.conv1.weight'), convert_spanet),
     OfficialFormat('RCDNet', 'hongwang01/RCDNet rcdnet.py', ('eta11', 'eta12', 'weight0', 'w_z_f'), convert_rcdnet),
 )
 

@@ -14,10 +14,9 @@ import hashlib
 import os
 import re
 import urllib.error
+import yaml
 from dataclasses import dataclass
 from functools import lru_cache
-
-import yaml
 
 from mh2f_plugin.errors import WeightsError
 from mh2f_plugin.weights.checkpoint import save_converted

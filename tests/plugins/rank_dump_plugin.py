@@ -4,7 +4,6 @@
 generator weights, so that a test can check that data-parallel ranks hold identical weights.
 """
 import os
-
 import torch
 from basicsr.utils.registry import MODEL_REGISTRY
 
