@@ -2,8 +2,13 @@
 
 Each fix names the symptom it cures; ``apply()`` installs all of them once. The torchvision shim
 must be in place before the first ``import basicsr``, so this module imports BasicSR only inside
-``apply()``. On a machine with CUDA, BasicSR's own code paths run unchanged.
+``apply()``. Fixes wrap BasicSR's functions where they can (validation defaults, JPEG quality,
+the launchers and DDP, which keep BasicSR's own code on GPUs); where the broken line sits inside
+a function (resume's device), the function is replaced. Either way ``expect_code`` first checks
+that BasicSR's code is still the 1.4.2 code a fix was written for, and fails loudly if not. On a
+machine with CUDA, BasicSR's own code paths run unchanged.
 """
+import inspect
 import logging
 import os
 import sys
@@ -177,6 +182,20 @@ def normalize_launcher_args(argv):
     return [arg.replace('--local-rank', '--local_rank', 1) if arg.startswith('--local-rank') else arg for arg in argv]
 
 
+class CompatError(RuntimeError):
+    """BasicSR's code is not the 1.4.2 code a fix here was written for."""
+
+
+def expect_code(function, fragment, fix):
+    """Fails loudly unless ``function``'s source still holds ``fragment``, the code that ``fix``
+    cures: a BasicSR that changed it needs this module updated, not patched blindly."""
+    source = inspect.getsource(function)
+    if fragment not in source:
+        raise CompatError(f'{function.__module__}.{function.__qualname__} is not the BasicSR 1.4.2 code that '
+                          f"mh2f_plugin's fix for {fix} expects (no {fragment!r} in it); install basicsr==1.4.2 "
+                          'or update mh2f_plugin/compat.py')
+
+
 def apply():
     """Installs every fix (idempotent); called by ``import mh2f_plugin``."""
     global _applied, _original_model_to_device
@@ -189,7 +208,15 @@ def apply():
     import basicsr.train
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
+    from basicsr.models.sr_model import SRModel
     from basicsr.utils import dist_util
+
+    expect_code(basicsr.train.load_resume_state, 'torch.cuda.current_device()', 'resuming on CPU')
+    expect_code(dist_util._init_dist_pytorch, 'torch.cuda.device_count()', 'the pytorch launcher on CPU')
+    expect_code(dist_util._init_dist_slurm, 'torch.cuda.device_count()', 'the slurm launcher on CPU')
+    expect_code(BaseModel.model_to_device, 'torch.cuda.current_device()', 'DDP on CPU')
+    expect_code(SRModel.nondist_validation, "self.opt['val']['suffix']", 'val.suffix')
+    expect_code(degradations.add_jpg_compression, 'cv2.imencode', 'the JPEG quality')
 
     basicsr.train.load_resume_state = load_resume_state
     dist_util._init_dist_pytorch = _gpu_or_cpu(dist_util._init_dist_pytorch, _init_dist_pytorch_cpu)

@@ -10,10 +10,12 @@ import difflib
 import inspect
 import numbers
 import os
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
-from mh2f_plugin.errors import OptionsError
+from mh2f_plugin.errors import InvalidOption, OptionsError
 from mh2f_plugin.weights import zoo
+from mh2f_plugin.weights.checkpoint import read_checkpoint
 
 COMMON_KEYS = ('name', 'model_type', 'num_gpu', 'network_g:type', 'datasets', 'path')
 TRAIN_KEYS = ('datasets:train', 'train:total_iter', 'train:optim_g:type', 'train:scheduler:type', 'logger:print_freq',
@@ -203,15 +205,22 @@ class Validator:
         return parent if isinstance(parent, dict) else {}
 
     def check_arguments(self, options, registry, key_path):
-        """``options`` (with ``type``) against the constructor of the registered class."""
+        """``options`` (with ``type``) against the constructor of the registered class; this
+        plugin's own components are also built, on the meta device (no memory, no weights), so
+        that a value they refuse is reported now, not after BasicSR has set up the run."""
         cls = registry.get(options['type'])
         accepted = accepted_arguments(cls)
-        if accepted is None:
-            return
-        for name in options:
-            if name != 'type' and name not in accepted:
-                self.fail(f"'{key_path}:{name}': {options['type']} has no argument '{name}'"
-                          f"{did_you_mean(name, accepted)} (it takes {', '.join(sorted(accepted))})")
+        if accepted is not None:
+            for name in options:
+                if name != 'type' and name not in accepted:
+                    self.fail(f"'{key_path}:{name}': {options['type']} has no argument '{name}'"
+                              f"{did_you_mean(name, accepted)} (it takes {', '.join(sorted(accepted))})")
+        if cls.__module__.startswith('mh2f_plugin.'):
+            try:
+                with torch.device('meta'):
+                    cls(**{k: v for k, v in options.items() if k != 'type'})
+            except (InvalidOption, TypeError) as error:
+                self.fail(f"'{key_path}': {error}")
 
     def check_dataset(self, phase, dataset):
         prefix = f'datasets:{phase}:'
@@ -228,13 +237,18 @@ class Validator:
                 self.fail(f"'{prefix}{key}': {root}: no such folder")
 
     def check_weights(self):
+        """Weights and states named in ``path`` exist and are readable torch files (BasicSR's own
+        loader, for models other than DerainModel, would end in a traceback otherwise)."""
         for key in ('pretrain_network_g', 'resume_state'):
             value = lookup(self.opt, f'path:{key}')
-            if isinstance(value, str) and not os.path.isfile(os.path.expanduser(value)):
-                if key == 'pretrain_network_g' and zoo.zoo_name(value):
-                    zoo.entry(zoo.zoo_name(value))  # an unknown name fails here, with the close ones
-                    continue
+            if not isinstance(value, str):
+                continue
+            if key == 'pretrain_network_g' and not os.path.exists(value) and zoo.zoo_name(value):
+                zoo.entry(zoo.zoo_name(value))  # an unknown name fails here, with the close ones
+                continue
+            if not os.path.isfile(os.path.expanduser(value)):
                 self.fail(f"'path:{key}': {value}: file not found")
+            read_checkpoint(os.path.expanduser(value))
 
     def check_val_keys(self):
         val = self.opt.get('val') or {}

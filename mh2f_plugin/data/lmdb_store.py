@@ -80,7 +80,11 @@ def check_complete(root):
         for required in (os.path.join(database_path(root, name), 'data.mdb'), meta):
             if not os.path.isfile(required):
                 raise LmdbError(f'{root}: not a complete LMDB dataset: {required} is missing')
-        open_database(database_path(root, name), readonly=True, lock=False, readahead=False).close()
+        try:
+            open_database(database_path(root, name), readonly=True, lock=False, readahead=False).close()
+        except LmdbError as error:  # a reader of this process holds it open: it was readable then
+            if 'already open in this process' not in str(error):
+                raise
 
 
 def read_pairs(root):

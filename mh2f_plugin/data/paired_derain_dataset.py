@@ -13,6 +13,9 @@ from mh2f_plugin.data.layouts import find_pairs
 from mh2f_plugin.errors import DatasetError, InvalidOption
 
 RAINY_HALVES = ('left', 'right')
+# Keys BasicSR's data loading reads from every dataset's options (build_dataloader, prefetching).
+LOADER_KEYS = ('name', 'type', 'phase', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
+               'prefetch_mode', 'pin_memory', 'persistent_workers', 'use_shuffle')
 
 
 @DATASET_REGISTRY.register()
@@ -32,6 +35,9 @@ class PairedDerainDataset(data.Dataset):
             phases return whole images.
         mean, std (list): optional normalisation, as in BasicSR.
     """
+
+    OPTIONS = LOADER_KEYS + ('dataroot', 'io_backend', 'layout', 'list_file', 'allow_missing', 'lq_folder', 'gt_folder',
+                             'pattern', 'replacement', 'rainy_half', 'gt_size', 'use_hflip', 'use_rot', 'mean', 'std')
 
     def __init__(self, opt):
         super().__init__()

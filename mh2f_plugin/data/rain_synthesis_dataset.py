@@ -8,6 +8,7 @@ from torch.utils import data
 
 from mh2f_plugin.data.image_io import read_image
 from mh2f_plugin.data.layouts import LayoutError, image_files
+from mh2f_plugin.data.paired_derain_dataset import LOADER_KEYS
 from mh2f_plugin.data.rain_synthesis import add_rain, check_ranges
 from mh2f_plugin.errors import DatasetError, InvalidOption
 
@@ -26,6 +27,8 @@ class RainSynthesisDataset(data.Dataset):
             the same image every time (seeded by ``seed`` and the index).
         seed (int): the validation seed. Default: 0.
     """
+
+    OPTIONS = LOADER_KEYS + ('dataroot_gt', 'io_backend', 'rain', 'gt_size', 'use_hflip', 'use_rot', 'seed')
 
     def __init__(self, opt):
         super().__init__()
