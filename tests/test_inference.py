@@ -135,6 +135,14 @@ def model_options(tmp_path, **extra):
     }
 
 
+NUMERICS = [  # (options, autocast dtype seen, channels-last seen)
+    (dict(amp=None, channels_last=False), torch.float32, False),
+    (dict(amp='bf16', channels_last=False), torch.bfloat16, False),
+    (dict(amp=None, channels_last=True), torch.float32, True),
+    (dict(amp='bf16', channels_last=True), torch.bfloat16, True),
+]
+
+
 def test_nan_loss_stops_training_with_the_iteration(tmp_path):
     model = build_model(model_options(tmp_path))
     assert isinstance(model, DerainModel)
@@ -148,7 +156,7 @@ def test_nan_loss_stops_training_with_the_iteration(tmp_path):
         assert torch.equal(value, before[key]), 'weights must not be updated with a NaN loss'
 
 
-@pytest.mark.parametrize('extra', [{}, {'amp': 'bf16'}, {'channels_last': True}])
+@pytest.mark.parametrize('extra', [options for options, _, _ in NUMERICS[:3]])
 def test_training_step_lowers_the_loss(tmp_path, extra):
     model = build_model(model_options(tmp_path, **extra))
     torch.manual_seed(1)
@@ -161,19 +169,7 @@ def test_training_step_lowers_the_loss(tmp_path, extra):
     assert losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize('extra, dtype, channels_last', [
-    ({}, torch.float32, False),
-    ({
-        'amp': 'bf16'
-    }, torch.bfloat16, False),
-    ({
-        'channels_last': True
-    }, torch.float32, True),
-    ({
-        'amp': 'bf16',
-        'channels_last': True
-    }, torch.bfloat16, True),
-])
+@pytest.mark.parametrize('extra, dtype, channels_last', NUMERICS)
 def test_amp_and_channels_last_take_effect_in_training_and_test(tmp_path, extra, dtype, channels_last):
     model = build_model(model_options(tmp_path, **extra))
     seen = []
@@ -190,8 +186,29 @@ def test_amp_and_channels_last_take_effect_in_training_and_test(tmp_path, extra,
     assert model.output.dtype == torch.float32, 'metrics see float32 outputs'
 
 
+def test_auto_numerics_resolve_as_documented_on_this_machine(tmp_path, monkeypatch):
+    from mh2f_plugin.models import numerics
+    capabilities = torch.cpu.get_capabilities()
+    native = capabilities.get('amx_bf16') or capabilities.get('avx512_bf16')
+    model = build_model(model_options(tmp_path))  # amp and channels_last left out: auto
+    assert model.amp_dtype == (torch.bfloat16 if native else None)
+    assert model.channels_last is numerics.CHANNELS_LAST_FASTER['MH2FNet']
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: {
+        **capabilities, 'amx_bf16': False,
+        'avx512_bf16': False
+    })
+    assert numerics.resolve_amp('auto', torch.device('cpu'))[0] is None
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: {**capabilities, 'amx_bf16': True})
+    assert numerics.resolve_amp('auto', torch.device('cpu'))[0] == 'bf16'
+    assert build_model(model_options(tmp_path)).amp_dtype == torch.bfloat16
+    assert build_model(model_options(tmp_path, amp=None, channels_last=False)).amp_dtype is None, 'explicit wins'
+    assert numerics.resolve_channels_last('auto', 'SomeNewNet',
+                                          torch.device('cpu')) == (False, 'auto: not measured for '
+                                                                   'SomeNewNet')
+
+
 def test_bad_amp_option(tmp_path):
-    with pytest.raises(ValueError, match="amp must be one of bf16, fp16"):
+    with pytest.raises(ValueError, match="amp must be one of auto, bf16, fp16"):
         build_model(model_options(tmp_path, amp='fp8'))
 
 

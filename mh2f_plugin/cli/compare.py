@@ -14,6 +14,7 @@ iterations. The first row is the rainy input itself. Writes ``OUT/comparison.md`
 figure (``OUT/outputs/LABEL/``) and one figure per ``--figure`` image (``OUT/figure_NAME.png``).
 """
 import argparse
+import contextlib
 import csv
 import cv2
 import multiprocessing
@@ -33,6 +34,7 @@ from tqdm import tqdm
 
 from mh2f_plugin.cli.figure import draw_comparison, rainiest_crop
 from mh2f_plugin.cli.measure import PeakMemory, macs
+from mh2f_plugin.cli.numerics_flags import add_numerics_flags, resolve_numerics
 from mh2f_plugin.cli.options import load_options, parse_arch_spec
 from mh2f_plugin.cli.plugins import load_plugins
 from mh2f_plugin.cli.validation import registered
@@ -69,6 +71,7 @@ def parse_args(argv):
         help='comma-separated image names (stems) to draw; "none" for no figure. '
         f'Default: {FIGURES_BY_DEFAULT} images spread over the test set')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add_numerics_flags(parser)
     parser.add_argument('--out', default='comparison', help='output folder. Default: comparison')
     args = parser.parse_args(argv)
     if not args.arch and not args.opt and not args.weights:
@@ -152,16 +155,25 @@ def y_metrics(result, gt):
     return calculate_psnr(result, gt, 0, test_y_channel=True), calculate_ssim(result, gt, 0, test_y_channel=True)
 
 
-def evaluate(net, dataset, device, multiple, with_metrics, on_output=None, desc=None):
+def evaluate(net,
+             dataset,
+             device,
+             multiple,
+             with_metrics,
+             on_output=None,
+             desc=None,
+             autocast=None,
+             memory_format=torch.contiguous_format):
     """Mean ms and peak MB per image, and mean PSNR/SSIM (Y, no crop) when ``with_metrics``;
-    inputs are padded to ``multiple``; ``on_output(item, restored uint8 BGR)`` sees each result.
+    inputs are padded to ``multiple`` and run under ``autocast`` in ``memory_format``;
+    ``on_output(item, restored uint8 BGR)`` sees each result (metrics are float32 on the outputs).
     The first image is restored once untimed before it is timed, so that one-time set-up
     (kernel selection, allocator growth) is not charged to the time per image; the peak memory
     still counts that first pass."""
     times, peaks, psnrs, ssims = [], [], [], []
     for index, item in enumerate(tqdm(dataset, desc=desc, unit='image', disable=desc is None)):
-        lq = item['lq'][None].to(device)
-        with torch.no_grad(), PeakMemory(device) as peak:
+        lq = item['lq'][None].to(device, memory_format=memory_format)
+        with torch.no_grad(), autocast or contextlib.nullcontext(), PeakMemory(device) as peak:
             if index == 0:
                 restore(net, lq, multiple=multiple)
             if device.type == 'cuda':
@@ -212,7 +224,8 @@ def measure(label, network_opt, weights_path, args, figure_names):
         net, network_opt = load_network(weights_path, network_opt, zoo_folder=args.zoo_dir)
     else:
         net = build_network(dict(network_opt))
-    net = net.to(device).eval()
+    autocast, memory_format = resolve_numerics(args, type(net).__name__, device)
+    net = net.to(device, memory_format=memory_format).eval()
     multiple = size_multiple(net)
     folder = os.path.join(args.out, 'outputs', re.sub(r'[^\w.-]', '_', label))
 

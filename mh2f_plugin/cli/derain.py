@@ -13,12 +13,12 @@ from basicsr.utils import img2tensor, tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
 from tqdm import tqdm
 
+from mh2f_plugin.cli.numerics_flags import add_numerics_flags, resolve_numerics
 from mh2f_plugin.cli.options import load_options
 from mh2f_plugin.cli.validation import accepted_arguments, did_you_mean, registered
 from mh2f_plugin.data.image_io import decode_raw, from_float_bgr, read_bytes, to_float_bgr, write_image
 from mh2f_plugin.data.layouts import IMAGE_EXTENSIONS, image_files
 from mh2f_plugin.errors import InvalidOption, OptionsError
-from mh2f_plugin.models.derain_model import AMP_DTYPES
 from mh2f_plugin.models.inference import restore, size_multiple
 from mh2f_plugin.weights.checkpoint import PARAM_KEYS
 from mh2f_plugin.weights.loader import load_network
@@ -48,8 +48,7 @@ def parse_args(argv):
     parser.add_argument('--self-ensemble', action='store_true', help='average the 8 flips/transposes')
     parser.add_argument(
         '--side-by-side', action='store_true', help='also write NAME_side_by_side.png (rainy | derained)')
-    parser.add_argument('--amp', choices=['bf16', 'fp16'], help='autocast dtype (default: float32)')
-    parser.add_argument('--channels-last', action='store_true', help='channels-last memory format (faster on CPUs)')
+    add_numerics_flags(parser)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--overwrite', action='store_true', help='replace results that already exist')
     parser.add_argument(
@@ -164,12 +163,11 @@ def derain(argv):
     files = input_files(args.input)
     plan = output_plan(args, files)
     net = checked_network(args)
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    autocast, memory_format = resolve_numerics(args, type(net).__name__, device)
     net = net.to(device, memory_format=memory_format).eval()
     multiple = args.pad_multiple or size_multiple(net)
     if args.tile is not None and args.tile < multiple:
         raise OptionsError(f'--tile {args.tile}: smaller than the {multiple} pixels this network needs')
-    autocast = torch.autocast(device.type, dtype=AMP_DTYPES[args.amp], enabled=args.amp is not None)
     for source, target in tqdm(plan, unit='image', desc='derain'):
         raw = decode_raw(read_bytes(source), source)
         lq = img2tensor(to_float_bgr(raw, source), bgr2rgb=True, float32=True)[None]

@@ -4,9 +4,10 @@
   network needs: ``inference.size_multiple``), optionally in overlapping tiles (``val.tile``,
   ``val.tile_overlap``) and with the x8 self-ensemble (``val.self_ensemble``); always with the bare network, so a
   validation on rank 0 alone never waits on the other ranks.
-* ``amp: bf16 | fp16`` runs the network under autocast (fp16 with a gradient scaler) and
-  ``channels_last: true`` stores it channels-last; losses are computed in float32. Both are off
-  by default.
+* ``amp: auto | bf16 | fp16 | ~`` runs the network under autocast (fp16 with a gradient scaler)
+  and ``channels_last: auto | true | false`` stores it channels-last; both ``auto`` by default,
+  resolved per device and network (``mh2f_plugin.models.numerics``) and logged. Losses and
+  metrics are computed in float32.
 * A loss that is NaN or infinite stops training with the iteration and the loss terms, before
   the optimizer step can spread it into the weights.
 * Checkpoints and training states are written into a staging folder, checked (every file BasicSR
@@ -32,9 +33,9 @@ from collections import OrderedDict
 
 from mh2f_plugin.errors import CheckpointError, InvalidOption, NonFiniteLossError
 from mh2f_plugin.models.inference import restore, size_multiple
+from mh2f_plugin.models.numerics import AMP_DTYPES, AUTO, describe, resolve_amp, resolve_channels_last
 from mh2f_plugin.weights.loader import load_weights_into
 
-AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 METRICS_FILE = 'metrics.csv'
 STAGING_PREFIX = '.saving-'
 
@@ -62,11 +63,15 @@ def _loads(path):
 class DerainModel(SRModel):
 
     def __init__(self, opt):
-        amp = opt.get('amp')
-        if amp not in AMP_DTYPES:
-            raise InvalidOption(f"amp must be one of bf16, fp16 or ~ (off), got {amp!r}")
+        amp = opt.get('amp', AUTO)
+        if amp not in tuple(AMP_DTYPES) + (AUTO, ):
+            raise InvalidOption(f"amp must be one of auto, bf16, fp16 or ~ (off), got {amp!r}")
+        device = torch.device('cuda' if opt['num_gpu'] != 0 else 'cpu')
+        amp, amp_reason = resolve_amp(amp, device)
         self.amp_dtype = AMP_DTYPES[amp]
-        self.channels_last = opt.get('channels_last', False)
+        self.channels_last, cl_reason = resolve_channels_last(
+            opt.get('channels_last', AUTO), (opt.get('network_g') or {}).get('type'), device)
+        get_root_logger().info(describe(amp, amp_reason, self.channels_last, cl_reason))
         super().__init__(opt)
         if opt.get('is_train') and opt.get('rank', 0) == 0:
             remove_staging_folders(opt['path'])

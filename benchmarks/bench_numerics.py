@@ -1,0 +1,98 @@
+"""Is channels-last faster, per network family, on this device? The data behind ``channels_last: auto``.
+
+    python benchmarks/bench_numerics.py [--device cuda] [--networks MH2FNet PReNet ...]
+
+For each registered network at its published defaults: the time of a forward pass on a 256x256
+image and of a training step (L1 loss, backward, Adam) on a batch of 4 64x64 crops, in float32
+and under the autocast ``amp: auto`` picks here, each with the default (contiguous) and the
+channels-last memory format, measured alternately in one process. Prints the channels-last
+speed-up (contiguous time / channels-last time) of each; ``mh2f_plugin.models.numerics``
+records which families are faster channels-last.
+"""
+import argparse
+import contextlib
+import time
+import torch
+from bench_baselines import NETWORKS, cpu_name
+
+from mh2f_plugin.models.numerics import AMP_DTYPES, resolve_amp
+from mh2f_plugin.weights.checkpoint import build_network  # BasicSR's, imported after mh2f_plugin's fixes
+
+
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def best_ms(fn, device, repeats):
+    """The best of ``repeats`` timed calls, after one untimed call, in milliseconds."""
+    fn()
+    best = float('inf')
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+def timings(name, device, dtype, repeats):
+    """``{(task, layout): ms}`` for one network."""
+    torch.manual_seed(0)
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+    results = {}
+    for layout in (torch.contiguous_format, torch.channels_last):
+        net = build_network({'type': name}).to(device, memory_format=layout)
+        image = torch.rand(1, 3, 256, 256, device=device).contiguous(memory_format=layout)
+        crops = torch.rand(4, 3, 64, 64, device=device).contiguous(memory_format=layout)
+        optimizer = torch.optim.Adam(net.parameters(), 1e-4)
+
+        def forward():
+            with torch.no_grad(), autocast:
+                net.eval()(image)
+
+        def step():
+            net.train()
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                out = net(crops)
+            (out.float() - crops).abs().mean().backward()
+            optimizer.step()
+
+        key = 'channels_last' if layout is torch.channels_last else 'contiguous'
+        results['forward', key] = best_ms(forward, device, repeats)
+        results['step', key] = best_ms(step, device, repeats)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--networks', nargs='+', default=list(NETWORKS))
+    parser.add_argument('--repeats', type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    amp, reason = resolve_amp('auto', device)
+    name = torch.cuda.get_device_name(
+        device) if device.type == 'cuda' else f'{cpu_name()}, {torch.get_num_threads()} threads'
+    print(f'{name}; amp auto = {amp or "float32"} ({reason})\n')
+    print('| network | forward fp32 ms | channels-last speed-up | step fp32 ms | speed-up | '
+          f'forward {amp} ms | speed-up | step {amp} ms | speed-up |')
+    print('| --- |' + ' --- |' * 8)
+    for network in args.networks:
+        cells = []
+        for dtype in (None, AMP_DTYPES[amp]):
+            if amp is None and dtype is None and cells:
+                break
+            result = timings(network, device, dtype, args.repeats)
+            for task in ('forward', 'step'):
+                cells += [
+                    f"{result[task, 'contiguous']:.0f}",
+                    f"{result[task, 'contiguous'] / result[task, 'channels_last']:.2f}x"
+                ]
+        print(f'| {network} | ' + ' | '.join(cells) + ' |', flush=True)
+
+
+if __name__ == '__main__':
+    main()
