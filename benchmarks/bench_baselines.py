@@ -5,8 +5,10 @@
 Runs ``basicsr compare`` (no weights: complexity and speed only) on ``--images`` rainy/clean pairs
 of 481x321 (a Rain100H/Rain200H test size) made from scikit-image's photographs, so parameters,
 GMACs, milliseconds and peak memory per image are measured the way the comparison tables are,
-each network in a fresh process. Also prints this machine's float32 matmul peak and each network's
-share of it (2 FLOPs per multiply-accumulate), so runs on different machines compare as ratios.
+each network in a fresh process, in float32 with the default memory format (the reference that
+``benchmarks/bench_numerics.py`` compares the faster numerics with). Also prints this machine's
+float32 matmul peak and each network's share of it (2 FLOPs per multiply-accumulate), so runs on
+different machines compare as ratios.
 """
 import argparse
 import csv

@@ -137,9 +137,17 @@ def test_real_rain_options_derain_photos_without_ground_truth(demo_run, tmp_path
     cv2.imwrite(str(photos / 'street.jpg'), photo(3, (45, 70)))
     weights = workdir / 'experiments' / 'MH2F_demo' / 'models' / 'net_g_latest.pth'
     command = [
-        'test', '-opt', REPO / 'options/test_mh2f_real_rain.yml', '--force_yml', 'num_gpu=0',
-        f'path:pretrain_network_g={weights}', 'network_g:num_feat=16', 'network_g:num_blocks=4', 'val:tile=32',
-        'val:tile_overlap=8'
+        'test',
+        '-opt',
+        REPO / 'options/test_mh2f_real_rain.yml',
+        '--force_yml',
+        'num_gpu=0',
+        f'path:pretrain_network_g={weights}',
+        'network_g:num_feat=16',
+        'network_g:num_blocks=4',
+        'val:tile=32',
+        'val:tile_overlap=8',
+        'amp=~'  # float32, as the restoration computed below
     ]
     check_ok(run_basicsr(command, cwd=tmp_path))
     out = tmp_path / 'results' / 'MH2F_real_rain' / 'visualization' / 'real_rain' / 'street_derained.png'

@@ -177,3 +177,8 @@ def test_zoo_list_renders_the_catalogue():
     assert '| `prenet6-rain100h` | PReNet | ' in table and 'Rain100H 29.46/0.899' in table
     for item in zoo.catalogue().values():
         assert item.relative_path.count('/') >= 2 and len(item.sha256) == 64
+
+
+def test_the_readme_shows_the_catalogue_as_zoo_list_prints_it():
+    from mh2f_plugin.cli.zoo import catalogue_table
+    assert catalogue_table() in (REPO / 'README.md').read_text(encoding='utf-8')
