@@ -38,6 +38,7 @@ from mh2f_plugin.cli.numerics_flags import add_numerics_flags, resolve_numerics
 from mh2f_plugin.cli.options import load_options, parse_arch_spec
 from mh2f_plugin.cli.plugins import load_plugins
 from mh2f_plugin.cli.validation import registered
+from mh2f_plugin.data.image_io import write_image
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
 from mh2f_plugin.errors import OptionsError
 from mh2f_plugin.models.inference import padded_size, restore, size_multiple
@@ -146,8 +147,9 @@ def dict_tree(node):
     return {k: dict_tree(v) for k, v in node.items()} if isinstance(node, dict) else node
 
 
-def image_name(item):
-    return os.path.splitext(os.path.basename(item['lq_path']))[0]
+def image_name(path):
+    """An image's name as ``--figure`` takes it: the rainy file's name without extension."""
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def y_metrics(result, gt):
@@ -211,7 +213,7 @@ def open_dataset(args):
 
 
 def measure(label, network_opt, weights_path, args, figure_names):
-    """``(network_g, parameters, GMACs, ms, peak MB, PSNR, SSIM)`` of one network, measured in
+    """``(parameters, GMACs, ms, peak MB, PSNR, SSIM)`` of one network, measured in
     this process; the restored images named in ``figure_names`` go to ``OUT/outputs/LABEL/``.
 
     Run by ``compare_networks`` in a fresh process per network, so that no allocator cache of an
@@ -221,7 +223,7 @@ def measure(label, network_opt, weights_path, args, figure_names):
     device = torch.device(args.device)
     dataset = open_dataset(args)
     if weights_path:
-        net, network_opt = load_network(weights_path, network_opt, zoo_folder=args.zoo_dir)
+        net, _ = load_network(weights_path, network_opt, zoo_folder=args.zoo_dir)
     else:
         net = build_network(dict(network_opt))
     autocast, memory_format = resolve_numerics(args, type(net).__name__, device)
@@ -230,21 +232,21 @@ def measure(label, network_opt, weights_path, args, figure_names):
     folder = os.path.join(args.out, 'outputs', re.sub(r'[^\w.-]', '_', label))
 
     def keep(item, result):
-        if image_name(item) in figure_names:
+        if image_name(item['lq_path']) in figure_names:
             os.makedirs(folder, exist_ok=True)
-            cv2.imwrite(os.path.join(folder, image_name(item) + '.png'), result)
+            write_image(os.path.join(folder, image_name(item['lq_path']) + '.png'), result)
 
     ms, peak, psnr, ssim = evaluate(
         net, dataset, device, multiple, with_metrics=weights_path is not None, on_output=keep, desc=label)
     width, height = (int(v) for v in args.size.split('x'))
     with torch.no_grad():
         gmacs = macs(net, (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
-    return network_opt, sum(p.numel() for p in net.parameters()), gmacs, ms, peak, psnr, ssim
+    return sum(p.numel() for p in net.parameters()), gmacs, ms, peak, psnr, ssim
 
 
 def figure_names(args, dataset):
     """The image names (stems) to draw: ``--figure``, or a few spread over the dataset."""
-    names = [image_name({'lq_path': pair.lq}) for pair in dataset.pairs]
+    names = [image_name(pair.lq) for pair in dataset.pairs]
     if args.figure == 'none':
         return []
     if args.figure:
@@ -268,7 +270,7 @@ def rainy_row(dataset):
 
 def draw_figures(args, dataset, names, labels):
     """One comparison figure per image in ``names``: rainy, each network in ``labels``, ground truth."""
-    index = {image_name({'lq_path': pair.lq}): i for i, pair in enumerate(dataset.pairs)}
+    index = {image_name(pair.lq): i for i, pair in enumerate(dataset.pairs)}
     written = []
     for name in names:
         item = dataset[index[name]]
@@ -300,7 +302,7 @@ def compare_networks(argv):
         path = path or (train(label, network_opt, args) if args.train_iters else None)
         pool = multiprocessing.get_context('spawn').Pool(1)
         try:
-            _, params, gmacs, ms, peak, psnr, ssim = pool.apply(measure, (label, network_opt, path, args, names))
+            params, gmacs, ms, peak, psnr, ssim = pool.apply(measure, (label, network_opt, path, args, names))
         finally:  # let the worker exit by itself: a terminated one leaks its semaphores (warnings at exit)
             pool.close()
             pool.join()

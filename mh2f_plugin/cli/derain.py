@@ -108,12 +108,12 @@ def output_plan(args, files):
                                '(or pass --output-inside-input)')
         plan = [(path, os.path.join(args.output,
                                     os.path.splitext(os.path.basename(path))[0] + '.png')) for path in files]
-    targets = {}
+    targets, inputs = {}, {os.path.realpath(path) for path in files}
     for source, target in plan:
         if target in targets:
             raise OptionsError(f'{targets[target]} and {source} would both be written to {target}; rename one')
         targets[target] = source
-        if os.path.realpath(target) in {os.path.realpath(path) for path in files}:
+        if os.path.realpath(target) in inputs:
             raise OptionsError(f'{target}: is an input image; it would be overwritten by its own result')
         if os.path.exists(target) and not args.overwrite:
             raise OptionsError(f'{target}: already exists (pass --overwrite to replace it)')

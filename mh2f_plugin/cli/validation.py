@@ -84,6 +84,8 @@ def gpus(value):
     return None if value == 'auto' or (_is_int(value) and value >= 0) else 'auto or an integer >= 0'
 
 
+ABSENT = object()  # a key the options do not have (``None`` is an explicit ``~``)
+
 # Key paths ('*' is any dataset phase) and what their values must be, when present.
 TYPES = {
     'name': string,
@@ -132,12 +134,12 @@ VAL_KEYS = ('val_freq', 'save_img', 'suffix', 'pbar', 'metrics', 'tile', 'tile_o
             'pad_multiple')
 
 
-def lookup(opt, key_path):
-    """The value at ``a:b:c`` in nested dicts, or None."""
+def lookup(opt, key_path, default=None):
+    """The value at ``a:b:c`` in nested dicts, or ``default`` when a key on the way is absent."""
     node = opt
     for key in key_path.split(':'):
         if not isinstance(node, dict) or key not in node:
-            return None
+            return default
         node = node[key]
     return node
 
@@ -193,16 +195,12 @@ class Validator:
         for pattern, check in TYPES.items():
             paths = [pattern.replace('*', phase) for phase in phases] if '*' in pattern else [pattern]
             for key_path in paths:
-                value = lookup(self.opt, key_path)
-                if value is None and key_path.split(':')[-1] not in self._parent_keys(key_path):
+                value = lookup(self.opt, key_path, ABSENT)
+                if value is ABSENT:
                     continue
                 problem = check(value)
                 if problem:
                     self.fail(f"'{key_path}' must be {problem}, got {value!r}")
-
-    def _parent_keys(self, key_path):
-        parent = lookup(self.opt, ':'.join(key_path.split(':')[:-1])) if ':' in key_path else self.opt
-        return parent if isinstance(parent, dict) else {}
 
     def check_arguments(self, options, registry, key_path):
         """``options`` (with ``type``) against the constructor of the registered class; this
