@@ -14,13 +14,12 @@ import argparse
 import csv
 import cv2
 import os
-import platform
 import tempfile
 import torch
+from bench_speed import device_name, matmul_peak_gflops
 from skimage import data as skdata
 
 from mh2f_plugin.cli.main import main as basicsr
-from bench_mh2f import matmul_peak_gflops
 
 NETWORKS = ('MH2FNet', 'PReNet', 'PReNet_r', 'PRN', 'PRN_r', 'BRN', 'RESCAN', 'SPANet', 'RCDNet', 'SIRR', 'DRDNet')
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket')
@@ -39,12 +38,6 @@ def make_pairs(root, count):
         cv2.imwrite(os.path.join(root, 'target', f'{i}.png'), clean)
 
 
-def cpu_name():
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-        return next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')),
-                    platform.processor())
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default='cpu')
@@ -53,8 +46,7 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     peak = matmul_peak_gflops(device)
-    name = torch.cuda.get_device_name(
-        device) if device.type == 'cuda' else f'{cpu_name()}, {torch.get_num_threads()} threads'
+    name = device_name(device, torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
         make_pairs(os.path.join(tmp, 'data'), args.images)
         argv = [

@@ -13,7 +13,8 @@ import argparse
 import contextlib
 import time
 import torch
-from bench_baselines import NETWORKS, cpu_name
+from bench_baselines import NETWORKS
+from bench_speed import device_name
 
 from mh2f_plugin.models.numerics import AMP_DTYPES, resolve_amp
 from mh2f_plugin.weights.checkpoint import build_network  # BasicSR's, imported after mh2f_plugin's fixes
@@ -74,8 +75,7 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     amp, reason = resolve_amp('auto', device)
-    name = torch.cuda.get_device_name(
-        device) if device.type == 'cuda' else f'{cpu_name()}, {torch.get_num_threads()} threads'
+    name = device_name(device, torch.get_num_threads())
     print(f'{name}; amp auto = {amp or "float32"} ({reason})\n')
     print('| network | forward fp32 ms | channels-last speed-up | step fp32 ms | speed-up | '
           f'forward {amp} ms | speed-up | step {amp} ms | speed-up |')

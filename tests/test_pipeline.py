@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 import torch
+import yaml
 from basicsr.utils import img2tensor, tensor2img
 
 from mh2f_plugin.archs.mh2f_arch import MH2FNet
@@ -26,6 +27,16 @@ def demo_run(tmp_path_factory):
     (workdir / 'datasets').symlink_to(REPO / 'datasets')
     result = check_ok(run_basicsr(['train', '-opt', REPO / 'options/train_mh2f_demo.yml'] + SHORT_DEMO, cwd=workdir))
     return workdir, result
+
+
+@pytest.mark.parametrize('recipe', sorted(p.name for p in (REPO / 'options').glob('*.yml')))
+def test_recipes_default_to_the_fastest_numerics(recipe):
+    """Every recipe leaves amp and channels-last to ``auto``, except those that reproduce published
+    numbers, which compute in float32 as their authors did (README: Training recipes)."""
+    options = yaml.safe_load((REPO / 'options' / recipe).read_text())
+    reproduces = recipe.startswith('test_') and not recipe.startswith('test_mh2f')  # published weights
+    assert options['amp'] == (None if reproduces else 'auto')
+    assert options['channels_last'] == 'auto'
 
 
 def test_demo_recipe_trains_and_validates(demo_run):

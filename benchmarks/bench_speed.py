@@ -1,0 +1,230 @@
+"""Network speed on this device: training step, full-image forward, loss share, peak memory.
+
+Prints a Markdown table per network. Each measurement runs in a fresh process on the CPU
+(``--timeout`` bounds it: a compilation that runs past it is reported, not waited for). Peak
+memory is the growth from before the network is built to the end of the timed loop (weights,
+optimizer state and activations; CPU: resident set, allocator caches included; CUDA: allocated
+tensors), measured by ``mh2f_plugin.cli.measure.PeakMemory``. Achieved GFLOP/s count 2 FLOPs per multiply-accumulate
+(MACs from ``mmengine.analysis``) and 3x the forward cost for a training step (forward +
+backward); "% of peak" compares them with a 2048x2048 matrix multiply measured in the same run,
+in float32 (TF32 off), or in bfloat16 for the bf16 variants. On CUDA, ``cudnn.benchmark`` is on,
+as BasicSR's trainer sets it, and cuDNN's default TF32 convolutions are left as PyTorch sets them.
+
+    python benchmarks/bench_speed.py                     # MH2F-Net, all variants, this CPU
+    python benchmarks/bench_speed.py --networks MH2FNet PReNet RESCAN --device cuda \\
+        --variants fp32 bf16_channels_last bf16_channels_last_compile --warmup 5 --repeats 20
+"""
+import argparse
+import json
+import multiprocessing
+import platform
+import queue
+import time
+import torch
+
+from mh2f_plugin.cli.measure import PeakMemory, macs
+from mh2f_plugin.weights.checkpoint import build_network  # BasicSR's, imported after mh2f_plugin's fixes
+
+VARIANTS = ('fp32', 'channels_last', 'bf16', 'bf16_channels_last', 'compile', 'bf16_channels_last_compile')
+
+
+def cpu_name():
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+        return next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')),
+                    platform.processor())
+
+
+def device_name(device, threads):
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return f'{cpu_name()}, {threads} threads'
+
+
+def matmul_peak_gflops(device, dtype=torch.float32, size=2048, repeats=10, rounds=5):
+    """Measured matrix-multiply throughput in ``dtype``, GFLOP/s: the best of ``rounds``."""
+    a, b = torch.rand(size, size, device=device, dtype=dtype), torch.rand(size, size, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    best = 0
+    for _ in range(rounds):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        _sync(device)
+        best = max(best, 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device, warmup, repeats):
+    """Milliseconds per call of ``fn`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
+def default_network(name):
+    """``name`` at its published defaults (random weights, seed 0)."""
+    torch.manual_seed(0)
+    return build_network({'type': name})
+
+
+def build(name, variant, device, compile_mode):
+    net = default_network(name).to(device)
+    memory_format = torch.channels_last if 'channels_last' in variant else torch.contiguous_format
+    net = net.to(memory_format=memory_format)
+    run = torch.compile(net, mode=compile_mode) if variant.endswith('compile') else net
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=variant.startswith('bf16'))
+    return net, run, memory_format, autocast
+
+
+def train_step_ms(args, name, variant, device):
+    from mh2f_plugin.losses.ssim_loss import L1SSIMLoss
+    net, run, memory_format, autocast = build(name, variant, device, args.compile_mode)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.9, 0.999))
+    loss_fn = L1SSIMLoss()
+    lq = torch.rand(args.batch, 3, args.crop, args.crop, device=device).to(memory_format=memory_format)
+    gt = torch.rand(args.batch, 3, args.crop, args.crop, device=device)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss = loss_fn(run(lq), gt)
+        loss.backward()
+        optimizer.step()
+
+    return _timed(step, device, args.warmup, args.repeats)
+
+
+def forward_ms(args, name, variant, device):
+    net, run, memory_format, autocast = build(name, variant, device, args.compile_mode)
+    net.eval()
+    img = torch.rand(1, 3, args.height, args.width, device=device).to(memory_format=memory_format)
+
+    def forward():
+        with torch.no_grad(), autocast:
+            run(img)
+
+    return _timed(forward, device, args.warmup, args.repeats)
+
+
+def loss_ms(device, batch, crop, repeats):
+    from mh2f_plugin.losses.ssim_loss import L1SSIMLoss
+    pred = torch.rand(batch, 3, crop, crop, device=device, requires_grad=True)
+    gt = torch.rand(batch, 3, crop, crop, device=device)
+    return _timed(lambda: L1SSIMLoss()(pred, gt).backward(), device, 3, repeats)
+
+
+def _measure(args, task, results):
+    torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = True
+    device = torch.device(args.device)
+    if task == 'peak':
+        result = {'fp32': matmul_peak_gflops(device), 'bf16': matmul_peak_gflops(device, torch.bfloat16)}
+    elif task == 'loss':
+        result = {'loss_ms': loss_ms(device, args.batch, args.crop, args.repeats * 4)}
+    elif task[0] == 'macs':
+        net = default_network(task[1])
+        result = {
+            'train_flops': 3 * 2 * macs(net, (3, args.crop, args.crop)) * args.batch,
+            'forward_flops': 2 * macs(net, (3, args.height, args.width))
+        }
+    else:
+        name, variant, phase = task
+        with PeakMemory(device) as peak:
+            ms = (train_step_ms if phase == 'train' else forward_ms)(args, name, variant, device)
+        result = {'ms': ms, 'peak_mb': peak.mb}
+    results.put(result)
+
+
+def measure(args, task, timeout=None):
+    """Runs one measurement; its result dictionary, or None after ``timeout`` seconds.
+
+    On the CPU (or with a ``timeout``) in a fresh process, so that resident-set peaks do not
+    carry over; on CUDA without a ``timeout`` in this process (peaks are of allocated tensors,
+    reset per measurement), which saves a CUDA start per measurement.
+    """
+    if args.device.startswith('cuda') and timeout is None:
+        results = queue.SimpleQueue()
+        _measure(args, task, results)
+        return results.get()
+    context = multiprocessing.get_context('spawn')
+    results = context.Queue()
+    process = context.Process(target=_measure, args=(args, task, results))
+    process.start()
+    try:
+        return results.get(timeout=timeout)
+    except queue.Empty:
+        return None
+    finally:
+        process.kill()
+        process.join()
+
+
+def _cells(result, flops, peak_gflops):
+    """Table cells ``ms | GFLOP/s | % of peak | peak MB`` of one measurement."""
+    if result is None:
+        return 'timeout | | |'
+    result['gflops'] = flops / result['ms'] / 1e6
+    return (f"{result['ms']:.1f} | {result['gflops']:.1f} | {100 * result['gflops'] / peak_gflops:.1f}% | "
+            f"{result['peak_mb']:.0f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--networks', nargs='+', default=['MH2FNet'])
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--crop', type=int, default=64)
+    parser.add_argument('--height', type=int, default=321)
+    parser.add_argument('--width', type=int, default=481)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--compile-mode', default='default', help="torch.compile's mode for the compile variants")
+    parser.add_argument('--timeout', type=float, help='seconds one measurement (compilation included) may take')
+    parser.add_argument('--json', help='also write the results to this file (after every row)')
+    args = parser.parse_args()
+
+    peaks = measure(args, 'peak')
+    loss = measure(args, 'loss')['loss_ms']
+    name = device_name(torch.device(args.device), args.threads)
+    print(f"Device: {name}; matmul peak (2048x2048, best of 5): fp32 {peaks['fp32']:.1f} GFLOP/s, "
+          f"bf16 {peaks['bf16']:.1f} GFLOP/s")
+    print(f'L1SSIMLoss forward+backward, batch {args.batch} x 3x{args.crop}x{args.crop}: {loss:.2f} ms')
+    results = {'device': name, 'torch': torch.__version__, 'peak_gflops': peaks, 'loss_ms': loss, 'networks': {}}
+    for network in args.networks:
+        flops = measure(args, ('macs', network))
+        print(f'\n{network}: {flops["forward_flops"] / 2e9:.2f} GMACs per {args.width}x{args.height} image\n')
+        print(f'| variant | train step ms (batch {args.batch}, {args.crop}x{args.crop}) | GFLOP/s | % of peak | '
+              f'peak MB | forward ms ({args.width}x{args.height}) | GFLOP/s | % of peak | peak MB | loss share |')
+        print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+        rows = results['networks'][network] = {}
+        for variant in args.variants:
+            train = measure(args, (network, variant, 'train'), args.timeout)
+            forward = measure(args, (network, variant, 'forward'), args.timeout)
+            peak = peaks['bf16' if variant.startswith('bf16') else 'fp32']
+            share = f"{100 * loss / train['ms']:.1f}%" if train else ''
+            print(
+                f'| {variant} | {_cells(train, flops["train_flops"], peak)} | '
+                f'{_cells(forward, flops["forward_flops"], peak)} | {share} |',
+                flush=True)
+            rows[variant] = {'train': train, 'forward': forward}
+            if args.json:
+                with open(args.json, 'w') as f:
+                    json.dump(results, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
