@@ -2,14 +2,16 @@
 
 Each fix names the symptom it cures; ``apply()`` installs all of them once. The torchvision shim
 must be in place before the first ``import basicsr``, so this module imports BasicSR only inside
-``apply()``. Fixes wrap BasicSR's functions where they can (validation defaults, JPEG quality,
+``apply()``. Fixes wrap BasicSR's functions where they can (validation defaults, JPEG quality, epochs,
 the launchers and DDP, which keep BasicSR's own code on GPUs); where the broken line sits inside
 a function (resume's device), the function is replaced. Either way ``expect_code`` first checks
 that BasicSR's code is still the 1.4.2 code a fix was written for, and fails loudly if not. On a
-machine with CUDA, BasicSR's own code paths run unchanged.
+machine with CUDA, BasicSR's own code paths run unchanged, except the epoch planning of its
+training loop, which is wrong on every device.
 """
 import inspect
 import logging
+import math
 import os
 import sys
 import torch
@@ -17,7 +19,7 @@ import torch.distributed as dist
 import types
 from torch.nn.parallel import DistributedDataParallel
 
-from mh2f_plugin.errors import CheckpointError
+from mh2f_plugin.errors import CheckpointError, DatasetError
 
 _applied = False
 _original_model_to_device = None
@@ -164,6 +166,36 @@ def _with_val_defaults(parse_options):
     return parse
 
 
+def _with_full_batches(create_train_val_dataloader):
+    """Training stops before ``total_iter``, or trains nothing and looks complete, when a train
+    epoch has fewer batches than BasicSR counts (basicsr/train.py:45).
+
+    The train loader drops the incomplete last batch (basicsr/data/__init__.py:72), but BasicSR
+    counts the iterations per epoch rounding up, and plans its epochs from that count: 10 pairs at
+    batch 4 are 2 iterations per epoch, not 3, so ``total_iter: 50`` ends after 36; fewer samples
+    per process than one batch make every epoch empty, and the untrained network is saved and
+    validated. Plan the epochs from the real count; stop, naming the data, when it is 0.
+    """
+
+    def create(opt, logger):
+        train_loader, train_sampler, val_loaders, total_epochs, total_iters = create_train_val_dataloader(opt, logger)
+        if train_loader is not None:
+            dataset_opt = opt['datasets']['train']
+            if len(train_loader) == 0:
+                root = dataset_opt.get('dataroot') or dataset_opt.get('dataroot_lq') or dataset_opt['name']
+                raise DatasetError(
+                    f"{root}: {len(train_loader.dataset)} training pairs x dataset_enlarge_ratio "
+                    f"{dataset_opt.get('dataset_enlarge_ratio', 1)} over {opt['world_size']} process(es) give no "
+                    f"full batch of batch_size_per_gpu {dataset_opt['batch_size_per_gpu']}, so no iteration would "
+                    'run; lower batch_size_per_gpu or raise dataset_enlarge_ratio')
+            total_epochs = math.ceil(total_iters / len(train_loader))
+            logger.info(f'Iterations per epoch (incomplete batches dropped): {len(train_loader)}; '
+                        f'epochs: {total_epochs}')
+        return train_loader, train_sampler, val_loaders, total_epochs, total_iters
+
+    return create
+
+
 def _with_integer_quality(add_jpg_compression):
     """The JPEG degradation fails in ``cv2.imencode`` on OpenCV >= 4.12 (BasicSR #578).
 
@@ -217,6 +249,8 @@ def apply():
     expect_code(BaseModel.model_to_device, 'torch.cuda.current_device()', 'DDP on CPU')
     expect_code(SRModel.nondist_validation, "self.opt['val']['suffix']", 'val.suffix')
     expect_code(degradations.add_jpg_compression, 'cv2.imencode', 'the JPEG quality')
+    expect_code(basicsr.train.create_train_val_dataloader, 'num_iter_per_epoch = math.ceil(',
+                'the epochs of a training set with an incomplete last batch')
 
     basicsr.train.load_resume_state = load_resume_state
     dist_util._init_dist_pytorch = _gpu_or_cpu(dist_util._init_dist_pytorch, _init_dist_pytorch_cpu)
@@ -227,4 +261,5 @@ def apply():
     for module in (basicsr.utils.options, basicsr.train, basicsr.test):
         module.parse_options = parse
     degradations.add_jpg_compression = _with_integer_quality(degradations.add_jpg_compression)
+    basicsr.train.create_train_val_dataloader = _with_full_batches(basicsr.train.create_train_val_dataloader)
     _applied = True

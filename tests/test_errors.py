@@ -5,6 +5,7 @@ import io
 import numpy as np
 import os
 import pytest
+import re
 import torch
 from PIL import Image
 from test_cli import train_options
@@ -65,6 +66,32 @@ def test_options_mistakes_end_in_one_line(tmp_path, monkeypatch, capsys, paired_
     line = error_line(capsys, 'train')
     assert str(path) in line and message in line
     assert not (tmp_path / 'experiments').exists(), 'refused before BasicSR set anything up'
+
+
+def test_a_training_set_smaller_than_one_batch_is_refused(tmp_path, monkeypatch, capsys, paired_data):
+    """BasicSR drops incomplete batches: 4 pairs at batch 8 would run no iteration, then save and
+    validate the untrained network as if training had finished."""
+    path = write_yaml(tmp_path / 'small.yml', train_options('small', paired_data))
+    monkeypatch.chdir(tmp_path)
+    assert main(['train', '-opt', str(path), '--force_yml', 'datasets:train:batch_size_per_gpu=8']) == 2
+    line = error_line(capsys, 'train')
+    assert line.endswith(f"{paired_data['train'] / 'lq'}: 4 training pairs x dataset_enlarge_ratio 1 over 1 "
+                         'process(es) give no full batch of batch_size_per_gpu 8, so no iteration would run; '
+                         'lower batch_size_per_gpu or raise dataset_enlarge_ratio')
+    assert not list((tmp_path / 'experiments').rglob('*.pth')), 'no untrained network saved as a result'
+    assert main(['train', '-opt', str(path), '--force_yml', 'datasets:train:batch_size_per_gpu=4']) == 0
+
+
+def test_training_runs_total_iter_when_the_last_batch_of_an_epoch_is_dropped(tmp_path, monkeypatch, paired_data):
+    """4 pairs at batch 3: 1 iteration per epoch, where BasicSR counts 2 and would stop after 6 of 10."""
+    options = train_options('uneven', paired_data, total_iter=10)
+    options['datasets']['train']['batch_size_per_gpu'] = 3
+    options['logger'].update(print_freq=1, use_tb_logger=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(['train', '-opt', str(write_yaml(tmp_path / 'uneven.yml', options))]) == 0
+    log = next((tmp_path / 'experiments' / 'uneven').glob('train_*.log')).read_text()
+    assert 'Iterations per epoch (incomplete batches dropped): 1; epochs: 10' in log
+    assert re.findall(r'iter: +(\d+),', log)[-1] == '10'
 
 
 def test_a_test_file_without_val_is_refused(tmp_path, capsys, paired_data):
