@@ -83,7 +83,10 @@ def build(name, variant, device, compile_mode):
     net = default_network(name).to(device)
     memory_format = torch.channels_last if 'channels_last' in variant else torch.contiguous_format
     net = net.to(memory_format=memory_format)
-    run = torch.compile(net, mode=compile_mode) if variant.endswith('compile') else net
+    run = net
+    if variant.endswith('compile'):
+        torch._dynamo.reset()  # in-process measurements: compile for this input size only, not dynamic shapes
+        run = torch.compile(net, mode=compile_mode)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=variant.startswith('bf16'))
     return net, run, memory_format, autocast
 
@@ -172,9 +175,11 @@ def measure(args, task, timeout=None):
 
 
 def _cells(result, flops, peak_gflops):
-    """Table cells ``ms | GFLOP/s | % of peak | peak MB`` of one measurement."""
+    """Table cells ``ms | GFLOP/s | % of peak | peak MB`` of one measurement (``{}``: not asked for)."""
     if result is None:
         return 'timeout | | |'
+    if not result:
+        return '- | | |'
     result['gflops'] = flops / result['ms'] / 1e6
     return (f"{result['ms']:.1f} | {result['gflops']:.1f} | {100 * result['gflops'] / peak_gflops:.1f}% | "
             f"{result['peak_mb']:.0f}")
@@ -184,6 +189,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--networks', nargs='+', default=['MH2FNet'])
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument('--phases', nargs='+', default=['train', 'forward'], choices=['train', 'forward'])
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--batch', type=int, default=16)
@@ -212,8 +218,9 @@ def main():
         print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
         rows = results['networks'][network] = {}
         for variant in args.variants:
-            train = measure(args, (network, variant, 'train'), args.timeout)
-            forward = measure(args, (network, variant, 'forward'), args.timeout)
+            train, forward = (
+                measure(args, (network, variant, phase), args.timeout) if phase in args.phases else {}
+                for phase in ('train', 'forward'))
             peak = peaks['bf16' if variant.startswith('bf16') else 'fp32']
             share = f"{100 * loss / train['ms']:.1f}%" if train else ''
             print(

@@ -187,6 +187,8 @@ def test_amp_and_channels_last_take_effect_in_training_and_test(tmp_path, extra,
 
 
 def test_auto_numerics_resolve_as_documented_on_this_machine(tmp_path, monkeypatch):
+    """README and mh2f_plugin/models/numerics.py: bf16 on CPUs with a bf16 unit, channels-last per
+    family on CPUs; on CUDA float32 from compute capability 8.0 on (measured faster), fp16 on 7.x."""
     from mh2f_plugin.models import numerics
     capabilities = torch.cpu.get_capabilities()
     native = capabilities.get('amx_bf16') or capabilities.get('avx512_bf16')
@@ -205,6 +207,12 @@ def test_auto_numerics_resolve_as_documented_on_this_machine(tmp_path, monkeypat
     assert numerics.resolve_channels_last('auto', 'SomeNewNet',
                                           torch.device('cpu')) == (False, 'auto: not measured for '
                                                                    'SomeNewNet')
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device=None: 'A GPU')
+    for capability, expected in (((9, 0), None), ((8, 0), None), ((7, 5), 'fp16'), ((6, 1), None)):
+        monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device=None, c=capability: c)
+        assert numerics.resolve_amp('auto', torch.device('cuda'))[0] == expected, capability
+    assert numerics.resolve_amp('bf16', torch.device('cuda'))[0] == 'bf16', 'explicit wins'
+    assert numerics.resolve_channels_last('auto', 'SPANet', torch.device('cuda'))[0] is True
 
 
 def test_bad_amp_option(tmp_path):

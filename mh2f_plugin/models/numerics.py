@@ -1,13 +1,17 @@
 """The numerics a network runs with on a device: autocast dtype and memory format, ``auto`` resolved.
 
-``amp: auto`` picks bfloat16 autocast where the device computes bf16 natively (CPUs with AMX-BF16
-or AVX512-BF16, CUDA GPUs of compute capability 8.0 and up), float16 with a gradient scaler on
-older CUDA GPUs with tensor cores (7.x), and float32 elsewhere. ``channels_last: auto`` uses the
-channels-last memory format where it was measured faster for the network's family on that kind
-of device (``CHANNELS_LAST_FASTER``, measured by ``benchmarks/bench_numerics.py``; on CUDA,
-convolutional networks are channels-last under autocast, cuDNN's preferred layout for tensor
-cores). Explicit values (``bf16``, ``fp16``, ``~``; ``true``, ``false``) always win. Each choice
-comes with the reason, for the log.
+``amp: auto`` picks bfloat16 autocast on CPUs that compute bf16 natively (AMX-BF16 or
+AVX512-BF16); float32 on CUDA GPUs of compute capability 8.0 and up, where bf16 autocast was
+measured slower than float32 in every family's training step and in MH2F-Net's inference (an
+H200: the narrow convolutions of these networks gain less from bf16 than the casts cost; cuDNN
+may run float32 convolutions as TF32 on these GPUs, PyTorch's default); float16 with a gradient
+scaler on CUDA GPUs of compute capability 7.x (tensor cores, no TF32; not measured); float32
+elsewhere. ``channels_last: auto``
+uses the channels-last memory format where it was measured faster for the network's family on
+CPUs (``CHANNELS_LAST_FASTER``, ``benchmarks/bench_numerics.py``), and always on CUDA (MH2F-Net
+1.3x faster to train and 1.6x faster to run on the H200; the other families within their
+timing noise). BENCHMARKS.md has the measurements. Explicit values (``bf16``, ``fp16``, ``~``;
+``true``, ``false``) always win. Each choice comes with the reason, for the log.
 """
 import torch
 
@@ -47,10 +51,15 @@ def resolve_amp(setting, device):
     if setting != AUTO:
         return setting, 'set in the options'
     bf16, reason = native_bf16(device)
+    if device.type == 'cuda':
+        major = torch.cuda.get_device_capability(device)[0]
+        if major >= 8:
+            return None, f'auto: {reason}: float32, measured faster than bf16 autocast on CUDA GPUs'
+        if major >= 7:
+            return 'fp16', f'auto: {reason}: float16 tensor cores, no bfloat16'
+        return None, f'auto: {reason}: float32'
     if bf16:
         return 'bf16', f'auto: {reason}'
-    if device.type == 'cuda' and torch.cuda.get_device_capability(device)[0] >= 7:
-        return 'fp16', f'auto: {reason}: float16 tensor cores, no bfloat16'
     return None, f'auto: {reason}: float32'
 
 
@@ -59,7 +68,7 @@ def resolve_channels_last(setting, arch, device):
     if setting != AUTO:
         return bool(setting), 'set in the options'
     if device.type == 'cuda':
-        return True, 'auto: channels-last is cuDNN\'s layout for convolutions on tensor cores'
+        return True, 'auto: on CUDA GPUs (measured faster for MH2FNet, within the timing noise for the others)'
     if arch in CHANNELS_LAST_FASTER:
         faster = CHANNELS_LAST_FASTER[arch]
         return faster, f"auto: measured {'faster' if faster else 'not faster'} for {arch} on CPUs"
