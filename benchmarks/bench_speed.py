@@ -22,6 +22,7 @@ import queue
 import time
 import torch
 
+from mh2f_plugin.cli.allocator import keep_freed_memory
 from mh2f_plugin.cli.measure import PeakMemory, macs
 from mh2f_plugin.weights.checkpoint import build_network  # BasicSR's, imported after mh2f_plugin's fixes
 
@@ -129,6 +130,7 @@ def loss_ms(device, batch, crop, repeats):
 
 
 def _measure(args, task, results):
+    keep_freed_memory()  # as the basicsr command does (MH2F_KEEP_FREED_MEMORY=0: glibc's default)
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True
     device = torch.device(args.device)

@@ -32,6 +32,7 @@ from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
 from tqdm import tqdm
 
+from mh2f_plugin.cli.allocator import keep_freed_memory
 from mh2f_plugin.cli.figure import draw_comparison, rainiest_crop
 from mh2f_plugin.cli.measure import PeakMemory, macs
 from mh2f_plugin.cli.numerics_flags import add_numerics_flags, resolve_numerics
@@ -219,6 +220,7 @@ def measure(label, network_opt, weights_path, args, figure_names):
     Run by ``compare_networks`` in a fresh process per network, so that no allocator cache of an
     earlier network hides this one's memory. GMACs are counted last for the same reason.
     """
+    keep_freed_memory()  # as in the basicsr process that spawned this one
     load_plugins()
     device = torch.device(args.device)
     dataset = open_dataset(args)

@@ -17,6 +17,7 @@ import os
 import sys
 
 from mh2f_plugin import compat
+from mh2f_plugin.cli.allocator import keep_freed_memory
 from mh2f_plugin.cli.compare import compare_networks
 from mh2f_plugin.cli.convert_weights import convert_weights
 from mh2f_plugin.cli.derain import derain
@@ -126,6 +127,7 @@ def main(argv=None):
     if not argv or argv[0] in ('-h', '--help', '--version') or argv[0] not in COMMANDS:
         parser.parse_args(argv[:1])
     debug = '--debug' in argv or os.environ.get('MH2F_DEBUG', '') not in ('', '0')
+    keep_freed_memory()
     try:
         load_plugins()
         COMMANDS[argv[0]][1](argv[1:])
