@@ -12,8 +12,8 @@
 #             Rain200H recipe on the demo pairs (batch 4), a one-process torchrun (NCCL)
 #   speed     training step and 481x321 forward of MH2F-Net, PReNet and RESCAN (bench_speed.py)
 #   numerics  channels-last and bf16 per network family (bench_numerics.py)
-#   compile   MH2F-Net compiled (bench_speed.py), last: it compiles for minutes (COMPILE_PHASES=forward:
-#             the forward pass only)
+#   compile   MH2F-Net compiled (bench_speed.py), last: it compiles for minutes (COMPILE_SECONDS,
+#             default 300, bounds it; COMPILE_PHASES=forward: the forward pass only)
 # Logs go to OUT: checks.log, speed.log, speed.json, numerics.log, compile.log, compile.json.
 set -uo pipefail
 mkdir -p "${1:?usage: gpu_check.sh OUT [WHEELS [PART...]]}" && out=$(cd "$1" && pwd)
