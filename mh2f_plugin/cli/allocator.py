@@ -5,8 +5,8 @@ pages from ``mmap`` and unmaps them on ``free``; a full-size feature map is such
 (64 channels of 484x324 in float32: 40 MB), so on the CPU each layer's output pays a page fault
 per 4 KiB. ``keep_freed_memory()`` tells ``malloc`` to serve everything from its heaps and never
 trim them (blocks of 64 MiB and more may still be mapped afresh: a thread's secondary arena
-cannot hold them): measured on a 2-core AMD EPYC (BENCHMARKS.md), MH2F-Net's 481x321 float32 forward 2.1x
-faster, its bf16 channels-last forward and training step about 1.1x. The cost: the process
+cannot hold them): measured on a 2-core AMD EPYC (BENCHMARKS.md), MH2F-Net's 481x321 float32
+forward 2.1x faster, its bf16 channels-last forward and training step about 1.1x. The cost: the process
 keeps the memory of its peak until it exits. ``basicsr`` calls it at start on Linux with glibc
 (elsewhere it does nothing); ``MH2F_KEEP_FREED_MEMORY=0`` leaves ``malloc`` as it is.
 """
