@@ -9,6 +9,24 @@ from mh2f_plugin.cli.main import main
 from conftest import REPO, TORCHRUN, check_ok, run_basicsr, subprocess_env, write_yaml
 
 
+def tiny_network():
+    """A two-layer SRVGGNetCompact at scale 1: the network of the CLI tests."""
+    return {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 2, 'upscale': 1}
+
+
+def paired_folders(name, folder):
+    """A ``PairedImageDataset`` over ``folder/gt`` and ``folder/lq``."""
+    return {
+        'name': name,
+        'type': 'PairedImageDataset',
+        'dataroot_gt': str(folder / 'gt'),
+        'dataroot_lq': str(folder / 'lq'),
+        'io_backend': {
+            'type': 'disk'
+        }
+    }
+
+
 def train_options(name, data, total_iter=20, model_type='SRModel'):
     """A tiny SRVGGNetCompact run on the paired test data, validating and saving at the end."""
     return {
@@ -18,38 +36,18 @@ def train_options(name, data, total_iter=20, model_type='SRModel'):
         'num_gpu': 0,
         'manual_seed': 0,
         'datasets': {
-            'train': {
-                'name': 'tiny',
-                'type': 'PairedImageDataset',
-                'dataroot_gt': str(data['train'] / 'gt'),
-                'dataroot_lq': str(data['train'] / 'lq'),
-                'io_backend': {
-                    'type': 'disk'
-                },
-                'gt_size': 32,
-                'use_hflip': True,
-                'use_rot': False,
-                'num_worker_per_gpu': 0,
-                'batch_size_per_gpu': 2
-            },
-            'val': {
-                'name': 'tiny_val',
-                'type': 'PairedImageDataset',
-                'dataroot_gt': str(data['val'] / 'gt'),
-                'dataroot_lq': str(data['val'] / 'lq'),
-                'io_backend': {
-                    'type': 'disk'
-                }
-            },
+            'train':
+            dict(
+                paired_folders('tiny', data['train']),
+                gt_size=32,
+                use_hflip=True,
+                use_rot=False,
+                num_worker_per_gpu=0,
+                batch_size_per_gpu=2),
+            'val':
+            paired_folders('tiny_val', data['val']),
         },
-        'network_g': {
-            'type': 'SRVGGNetCompact',
-            'num_in_ch': 3,
-            'num_out_ch': 3,
-            'num_feat': 8,
-            'num_conv': 2,
-            'upscale': 1
-        },
+        'network_g': tiny_network(),
         'path': {
             'pretrain_network_g': None,
             'strict_load_g': True,
@@ -110,24 +108,9 @@ def eval_options(name, data, weights):
         'num_gpu': 0,
         'manual_seed': 0,
         'datasets': {
-            'test_1': {
-                'name': 'tiny_test',
-                'type': 'PairedImageDataset',
-                'dataroot_gt': str(data['val'] / 'gt'),
-                'dataroot_lq': str(data['val'] / 'lq'),
-                'io_backend': {
-                    'type': 'disk'
-                }
-            }
+            'test_1': paired_folders('tiny_test', data['val'])
         },
-        'network_g': {
-            'type': 'SRVGGNetCompact',
-            'num_in_ch': 3,
-            'num_out_ch': 3,
-            'num_feat': 8,
-            'num_conv': 2,
-            'upscale': 1
-        },
+        'network_g': tiny_network(),
         'path': {
             'pretrain_network_g': str(weights),
             'strict_load_g': True,

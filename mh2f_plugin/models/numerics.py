@@ -35,11 +35,8 @@ CHANNELS_LAST_FASTER = {
 }
 
 
-def native_bf16(device):
-    """``(bool, reason)``: whether ``device`` computes bfloat16 in hardware."""
-    if device.type == 'cuda':
-        major, minor = torch.cuda.get_device_capability(device)
-        return major >= 8, f'{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})'
+def cpu_bf16():
+    """``(bool, reason)``: whether this CPU computes bfloat16 in hardware (AMX-BF16 or AVX512-BF16)."""
     capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, 'get_capabilities') else {}
     units = [name for name in ('amx_bf16', 'avx512_bf16') if capabilities.get(name)]
     name = capabilities.get('cpu_name', 'this CPU')
@@ -50,17 +47,16 @@ def resolve_amp(setting, device):
     """``(None | 'bf16' | 'fp16', reason)`` for the ``amp`` option ``setting`` on ``device``."""
     if setting != AUTO:
         return setting, 'set in the options'
-    bf16, reason = native_bf16(device)
     if device.type == 'cuda':
-        major = torch.cuda.get_device_capability(device)[0]
+        major, minor = torch.cuda.get_device_capability(device)
+        gpu = f'{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})'
         if major >= 8:
-            return None, f'auto: {reason}: float32, measured faster than bf16 autocast on CUDA GPUs'
+            return None, f'auto: {gpu}: float32, measured faster than bf16 autocast on CUDA GPUs'
         if major >= 7:
-            return 'fp16', f'auto: {reason}: float16 tensor cores, no bfloat16'
-        return None, f'auto: {reason}: float32'
-    if bf16:
-        return 'bf16', f'auto: {reason}'
-    return None, f'auto: {reason}: float32'
+            return 'fp16', f'auto: {gpu}: float16 tensor cores, no bfloat16'
+        return None, f'auto: {gpu}: float32'
+    bf16, reason = cpu_bf16()
+    return ('bf16', f'auto: {reason}') if bf16 else (None, f'auto: {reason}: float32')
 
 
 def resolve_channels_last(setting, arch, device):
