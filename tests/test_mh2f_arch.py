@@ -6,7 +6,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 import mh2f_plugin  # noqa: F401
 from mh2f_plugin.archs.arch_util import pad_to_multiple
-from mh2f_plugin.archs.mh2f_arch import HADB, MHEB, ConcatFusion, MH2FNet
+from mh2f_plugin.archs.mh2f_arch import HADB, MHEB, ConcatFusion, DCRBlock, DualAttention, MH2FNet
 
 TINY = dict(num_feat=8, num_blocks=3)
 
@@ -165,3 +165,51 @@ def test_basicsr_loads_a_checkpoint_through_pretrain_network_g(tmp_path, param_k
     model = build_model(opt)
     for key, value in source.state_dict().items():
         assert torch.equal(model.net_g.state_dict()[key], value), key
+
+
+def reference_dcr_block(block, x):
+    """The textbook dense block: every layer sees one concatenation of all earlier features."""
+    features = [x]
+    for layer in block.layers:
+        features.append(block.act(layer(torch.cat(features, 1))))
+    return x + block.fuse(torch.cat(features, 1))
+
+
+def reference_dual_attention(attention, x):
+    """The paper's dual attention, its channel statistics taken in the input's own dtype."""
+    x = attention.channel(x)
+    pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+    return x * torch.sigmoid(attention.spatial(pooled))
+
+
+@pytest.mark.parametrize(
+    'block, reference', [(DCRBlock(8, 3, 4), reference_dcr_block), (DualAttention(8, 2), reference_dual_attention)],
+    ids=['DCRBlock', 'DualAttention'])
+def test_optimised_blocks_match_their_reference_with_gradients(block, reference):
+    block = block.double()
+    x = torch.rand(2, 8, 12, 10, dtype=torch.float64, requires_grad=True)
+    out = block(x)
+    grad_out = torch.rand_like(out)
+    grads = torch.autograd.grad(out, [x, *block.parameters()], grad_out)
+    expected = reference(block, x)
+    expected_grads = torch.autograd.grad(expected, [x, *block.parameters()], grad_out)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-12)
+
+
+def test_dual_attention_under_bf16_autocast_equals_its_reference():
+    torch.manual_seed(0)
+    attention = DualAttention(16, 4).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 16, 24, 20, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast('cpu', torch.bfloat16):
+        out, expected = attention(x), reference_dual_attention(attention, x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_a_bf16_network_runs_without_autocast():
+    net = tiny().bfloat16().eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 16, 16, dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
