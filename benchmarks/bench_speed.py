@@ -4,17 +4,21 @@ Prints a Markdown table per network. Each measurement runs in a fresh process on
 (``--timeout`` bounds it: a compilation that runs past it is reported, not waited for). Peak
 memory is the growth from before the network is built to the end of the timed loop (weights,
 optimizer state and activations; CPU: resident set, allocator caches included; CUDA: allocated
-tensors), measured by ``mh2f_plugin.cli.measure.PeakMemory``. Achieved GFLOP/s count 2 FLOPs per multiply-accumulate
-(MACs from ``mmengine.analysis``) and 3x the forward cost for a training step (forward +
-backward); "% of peak" compares them with a 2048x2048 matrix multiply measured in the same run,
-in float32 (TF32 off), or in bfloat16 for the bf16 variants. On CUDA, ``cudnn.benchmark`` is on,
-as BasicSR's trainer sets it, and cuDNN's default TF32 convolutions are left as PyTorch sets them.
+tensors), measured by ``mh2f_plugin.cli.measure.PeakMemory``. Achieved GFLOP/s count 2 FLOPs per
+multiply-accumulate (MACs from ``mmengine.analysis``) and 3x the forward cost for a training step
+(forward + backward); "% of peak" compares them with a 2048x2048 matrix multiply measured in the
+same run, in float32 (TF32 off), or in bfloat16 for the bf16 variants. A second table times the
+network's convolutions alone (each in isolation, at its shape and dtype in the network, as often
+as the network runs it): the % of peak the network would reach were nothing else run. On CUDA,
+``cudnn.benchmark`` is on, as BasicSR's trainer sets it, and cuDNN's default TF32 convolutions
+are left as PyTorch sets them.
 
     python benchmarks/bench_speed.py                     # MH2F-Net, all variants, this CPU
     python benchmarks/bench_speed.py --networks MH2FNet PReNet RESCAN --device cuda \\
         --variants fp32 bf16_channels_last bf16_channels_last_compile --warmup 5 --repeats 20
 """
 import argparse
+import collections
 import json
 import multiprocessing
 import platform
@@ -122,6 +126,40 @@ def forward_ms(args, name, variant, device):
     return _timed(forward, device, args.warmup, args.repeats)
 
 
+def convolutions_ms(args, name, variant, device, phase):
+    """Milliseconds the network's ``nn.Conv2d`` layers take alone in one ``phase``: every distinct
+    convolution (its configuration, input shape and dtype) timed in isolation, with the variant's
+    numerics, and counted as often as the network runs it; ``train`` adds the backward pass."""
+    net, _, memory_format, autocast = build(name, variant, device, None)
+    counts = collections.Counter()
+
+    def record(conv, inputs, _):
+        x = inputs[0]
+        config = (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                  conv.groups)
+        counts[(*config, conv.bias is not None, tuple(x.shape), x.dtype, x.requires_grad)] += 1
+
+    hooks = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    shape = (args.batch, 3, args.crop, args.crop) if phase == 'train' else (1, 3, args.height, args.width)
+    with torch.set_grad_enabled(phase == 'train'), autocast:
+        net(torch.rand(shape, device=device).to(memory_format=memory_format))
+    for hook in hooks:
+        hook.remove()
+    total = 0
+    for (*config, bias, shape, dtype, needs_grad), count in counts.items():
+        conv = torch.nn.Conv2d(*config, bias=bias).to(device, memory_format=memory_format)
+        x = torch.rand(shape, device=device, dtype=dtype).to(memory_format=memory_format).requires_grad_(needs_grad)
+
+        def run():
+            with torch.set_grad_enabled(phase == 'train'), autocast:
+                out = conv(x)
+            if phase == 'train':
+                out.backward(torch.ones_like(out))
+
+        total += count * _timed(run, device, args.warmup, args.repeats)
+    return total
+
+
 def loss_ms(device, batch, crop, repeats):
     from mh2f_plugin.losses.ssim_loss import L1SSIMLoss
     pred = torch.rand(batch, 3, crop, crop, device=device, requires_grad=True)
@@ -144,6 +182,9 @@ def _measure(args, task, results):
             'train_flops': 3 * 2 * macs(net, (3, args.crop, args.crop)) * args.batch,
             'forward_flops': 2 * macs(net, (3, args.height, args.width))
         }
+    elif task[0] == 'convolutions':
+        _, name, variant, phase = task
+        result = {'ms': convolutions_ms(args, name, variant, device, phase)}
     else:
         name, variant, phase = task
         with PeakMemory(device) as peak:
@@ -153,7 +194,8 @@ def _measure(args, task, results):
 
 
 def measure(args, task, timeout=None):
-    """Runs one measurement; its result dictionary, or None after ``timeout`` seconds.
+    """Runs one measurement; its result dictionary, ``{'error': ...}`` if its process died, or
+    None after ``timeout`` seconds.
 
     On the CPU (or with a ``timeout``) in a fresh process, so that resident-set peaks do not
     carry over; on CUDA without a ``timeout`` in this process (peaks are of allocated tensors,
@@ -167,9 +209,15 @@ def measure(args, task, timeout=None):
     results = context.Queue()
     process = context.Process(target=_measure, args=(args, task, results))
     process.start()
+    deadline = time.monotonic() + (timeout if timeout is not None else float('inf'))
     try:
-        return results.get(timeout=timeout)
-    except queue.Empty:
+        while time.monotonic() < deadline:
+            try:
+                return results.get(timeout=min(1, max(deadline - time.monotonic(), 0.01)))
+            except queue.Empty:
+                if process.exitcode is not None and results.empty():
+                    code = process.exitcode
+                    return {'error': f'killed by signal {-code}' if code < 0 else f'exit status {code}'}
         return None
     finally:
         process.kill()
@@ -182,6 +230,8 @@ def _cells(result, flops, peak_gflops):
         return 'timeout | | |'
     if not result:
         return '- | | |'
+    if 'error' in result:
+        return f"{result['error']} | | |"
     result['gflops'] = flops / result['ms'] / 1e6
     return (f"{result['ms']:.1f} | {result['gflops']:.1f} | {100 * result['gflops'] / peak_gflops:.1f}% | "
             f"{result['peak_mb']:.0f}")
@@ -224,15 +274,42 @@ def main():
                 measure(args, (network, variant, phase), args.timeout) if phase in args.phases else {}
                 for phase in ('train', 'forward'))
             peak = peaks['bf16' if variant.startswith('bf16') else 'fp32']
-            share = f"{100 * loss / train['ms']:.1f}%" if train else ''
+            share = f"{100 * loss / train['ms']:.1f}%" if train and 'ms' in train else ''
             print(
                 f'| {variant} | {_cells(train, flops["train_flops"], peak)} | '
                 f'{_cells(forward, flops["forward_flops"], peak)} | {share} |',
                 flush=True)
             rows[variant] = {'train': train, 'forward': forward}
-            if args.json:
-                with open(args.json, 'w') as f:
-                    json.dump(results, f, indent=2)
+            _save(args.json, results)
+        _convolutions_alone(args, network, rows, flops, peaks)
+        _save(args.json, results)
+
+
+def _save(path, results):
+    if path:
+        with open(path, 'w') as f:
+            json.dump(results, f, indent=2)
+
+
+def _convolutions_alone(args, network, rows, flops, peaks):
+    """The table of what the network's convolutions take alone, the bound on each phase's speed."""
+    print(f'\n{network}, its convolutions alone (each timed in isolation, as often as the network runs it): '
+          'their time, their share of the measured time, and the % of peak were nothing else run\n')
+    print('| variant | train: convolutions ms | share | % of peak | forward: convolutions ms | share | % of peak |')
+    print('| --- | --- | --- | --- | --- | --- | --- |')
+    for variant, row in rows.items():
+        if variant.endswith('compile'):
+            continue
+        peak = peaks['bf16' if variant.startswith('bf16') else 'fp32']
+        cells = []
+        for phase in ('train', 'forward'):
+            if not (row[phase] or {}).get('ms'):
+                cells.append(' | | ')
+                continue
+            ms = row[phase]['convolutions_ms'] = measure(args, ('convolutions', network, variant, phase))['ms']
+            cells.append(f"{ms:.1f} | {100 * ms / row[phase]['ms']:.0f}% | "
+                         f"{100 * flops[f'{phase}_flops'] / ms / 1e6 / peak:.0f}%")
+        print(f'| {variant} | {" | ".join(cells)} |', flush=True)
 
 
 if __name__ == '__main__':
