@@ -1,11 +1,12 @@
 """Whole-image inference: padding, tiles equal to the untiled result, self-ensemble; DerainModel pieces."""
 import pytest
 import torch
+import torch.nn.functional as F
 from basicsr.models import build_model
 
 from mh2f_plugin.archs.mh2f_arch import MH2FNet
 from mh2f_plugin.archs.prenet_arch import PReNet
-from mh2f_plugin.errors import CheckpointError
+from mh2f_plugin.errors import CheckpointError, InvalidOption
 from mh2f_plugin.models.derain_model import DerainModel, NonFiniteLossError
 from mh2f_plugin.models.inference import (pad_forward, padded_size, restore, self_ensemble, size_multiple, tile_spans,
                                           tiled_forward)
@@ -213,6 +214,58 @@ def test_auto_numerics_resolve_as_documented_on_this_machine(tmp_path, monkeypat
         assert numerics.resolve_amp('auto', torch.device('cuda'))[0] == expected, capability
     assert numerics.resolve_amp('bf16', torch.device('cuda'))[0] == 'bf16', 'explicit wins'
     assert numerics.resolve_channels_last('auto', 'SPANet', torch.device('cuda'))[0] is True
+
+
+def test_bf16_channels_last_weight_gradients_are_right_for_every_convolution_not_flagged():
+    """On the CPU running the tests: ``bf16_channels_last_miscomputed`` misses no 3x3 convolution
+    whose bfloat16 channels-last weight gradient is wrong (1 to 80 input channels, dilations 1 to 8)."""
+    from mh2f_plugin.models.numerics import bf16_channels_last_miscomputed
+    torch.manual_seed(0)
+    wrong = []
+    for in_channels in range(1, 81):
+        for dilation in (1, 2, 3, 4, 8):
+            conv = torch.nn.Conv2d(in_channels, 24, 3, 1, dilation, dilation=dilation, bias=False)
+            if bf16_channels_last_miscomputed(conv) is not None:
+                continue
+            for batch, size in ((1, 32), (2, 48)):
+                x = torch.rand(batch, in_channels, size, size)
+                grad_out = torch.randn(batch, 24, size, size)
+                expected = torch.nn.grad.conv2d_weight(x.double(), conv.weight.shape, grad_out.double(), 1, dilation,
+                                                       dilation)
+                weight = conv.weight.detach().bfloat16().to(memory_format=torch.channels_last).requires_grad_()
+                out = F.conv2d(x.bfloat16().to(memory_format=torch.channels_last), weight, None, 1, dilation, dilation)
+                out.backward(grad_out.bfloat16().to(memory_format=torch.channels_last))
+                error = (weight.grad.double() - expected).norm() / expected.norm()
+                if not error < 0.02:
+                    wrong.append((in_channels, dilation, batch, size, error.item()))
+    assert not wrong
+
+
+def rescan_options(tmp_path, num_feat, **extra):
+    options = model_options(tmp_path, amp='bf16', **extra)
+    options['network_g'] = {'type': 'RESCAN', 'num_feat': num_feat, 'depth': 5, 'num_stages': 2}  # dilation 2
+    return options
+
+
+def test_training_keeps_bf16_off_the_channels_last_gradients_it_would_miscompute(tmp_path):
+    assert build_model(rescan_options(tmp_path, 32)).channels_last, '32 input channels: computed right'
+    model = build_model(rescan_options(tmp_path, 24))
+    assert not model.channels_last
+    assert not model.net_g.layers[2].conv_x.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(1)
+    gt = torch.rand(2, 3, 32, 32)
+    model.feed_data({'lq': (gt + 0.2 * torch.rand_like(gt)).clamp(0, 1), 'gt': gt})
+    for it in range(1, 4):
+        model.optimize_parameters(it)
+    assert all(torch.isfinite(p).all() for p in model.net_g.parameters())
+    assert build_model(rescan_options(tmp_path, 24, channels_last=False)).channels_last is False
+    with pytest.raises(
+            InvalidOption,
+            match=r'channels_last: true with amp bf16 cannot train here: RESCAN\.layers\.2'
+            r'\.conv_x is a dilated convolution whose weight gradient PyTorch computes wrongly'):
+        build_model(rescan_options(tmp_path, 24, channels_last=True))
+    inference = rescan_options(tmp_path, 24, channels_last=True, is_train=False)
+    assert build_model(inference).channels_last, 'the forward pass is right: test and derain keep channels-last'
 
 
 def test_bad_amp_option(tmp_path):

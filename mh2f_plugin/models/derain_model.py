@@ -33,7 +33,8 @@ from collections import OrderedDict
 
 from mh2f_plugin.errors import CheckpointError, InvalidOption, NonFiniteLossError
 from mh2f_plugin.models.inference import restore, size_multiple
-from mh2f_plugin.models.numerics import AMP_DTYPES, AUTO, describe, resolve_amp, resolve_channels_last
+from mh2f_plugin.models.numerics import (AMP_DTYPES, AUTO, bf16_channels_last_miscomputed, describe, resolve_amp,
+                                         resolve_channels_last)
 from mh2f_plugin.weights.loader import load_weights_into
 
 METRICS_FILE = 'metrics.csv'
@@ -84,9 +85,25 @@ class DerainModel(SRModel):
         get_root_logger().info(f'Loading {type(self.get_bare_model(net)).__name__} model from {load_path} ({source}).')
 
     def model_to_device(self, net):
+        if self.channels_last and self.is_train and self.device.type == 'cpu' and self.amp_dtype == torch.bfloat16:
+            self._refuse_miscomputed_layout(net)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         return super().model_to_device(net)
+
+    def _refuse_miscomputed_layout(self, net):
+        """Channels-last off (``auto``) or refused (``true``) where PyTorch would train ``net`` with
+        wrong weight gradients: bfloat16 channels-last on the CPU, some dilated convolutions."""
+        conv = bf16_channels_last_miscomputed(net)
+        if conv is None:
+            return
+        problem = (f'{type(net).__name__}.{conv} is a dilated convolution whose weight gradient PyTorch computes '
+                   'wrongly in bfloat16 channels-last on the CPU (NaN, Inf or a crash)')
+        if self.opt.get('channels_last', AUTO) != AUTO:
+            raise InvalidOption(f'channels_last: true with amp bf16 cannot train here: {problem}; '
+                                'set channels_last: auto or false')
+        self.channels_last = False
+        get_root_logger().info(f'numerics: channels-last off for training: {problem}')
 
     def autocast(self):
         if self.amp_dtype is None:

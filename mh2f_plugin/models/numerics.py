@@ -11,7 +11,9 @@ uses the channels-last memory format where it was measured faster for the networ
 CPUs (``CHANNELS_LAST_FASTER``, ``benchmarks/bench_numerics.py``), and always on CUDA (MH2F-Net
 1.3x faster to train and 1.6x faster to run on the H200; the other families within their
 timing noise). BENCHMARKS.md has the measurements. Explicit values (``bf16``, ``fp16``, ``~``;
-``true``, ``false``) always win. Each choice comes with the reason, for the log.
+``true``, ``false``) win, but one: training in bf16 channels-last on the CPU is refused for a
+network with a convolution PyTorch gets wrong there (``bf16_channels_last_miscomputed``; ``auto``
+then turns channels-last off, in ``DerainModel``). Each choice comes with the reason, for the log.
 """
 import torch
 
@@ -69,6 +71,21 @@ def resolve_channels_last(setting, arch, device):
         faster = CHANNELS_LAST_FASTER[arch]
         return faster, f"auto: measured {'faster' if faster else 'not faster'} for {arch} on CPUs"
     return False, f'auto: not measured for {arch}'
+
+
+def bf16_channels_last_miscomputed(net):
+    """The name of the first ``nn.Conv2d`` of ``net`` whose weight gradient PyTorch computes wrongly
+    in bfloat16 channels-last on the CPU, or ``None``: a dilated convolution with more than 16 input
+    channels, not a multiple of 16 (RESCAN's 24-channel GRUs). Measured with torch 2.14.1 (oneDNN)
+    on an AMD EPYC with AVX512-BF16: the gradient comes out NaN or Inf, or the process crashes;
+    float32, float16, the contiguous layout, the input gradient and the forward pass are right.
+    ``tests/test_inference.py`` checks on each CPU it runs on that no other convolution is wrong.
+    """
+    for name, module in net.named_modules():
+        if (isinstance(module, torch.nn.Conv2d) and max(module.dilation) > 1 and module.in_channels > 16
+                and module.in_channels % 16):
+            return name
+    return None
 
 
 def describe(amp, amp_reason, channels_last, cl_reason):
