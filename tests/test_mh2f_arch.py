@@ -1,4 +1,4 @@
-"""MH2F-Net: shapes, gradients, ablation options, padding, checkpoint loading."""
+"""MH2F-Net: shapes, gradients, ablation options, padding, checkpoint loading, the optimised blocks."""
 import pytest
 import torch
 import torch.nn.functional as F
