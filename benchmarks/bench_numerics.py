@@ -6,7 +6,8 @@ For each registered network at its published defaults: the time of a forward pas
 image and of a training step (L1 loss, backward, Adam) on a batch of 4 64x64 crops, in float32
 and under the autocast ``amp: auto`` picks here, each with the default (contiguous) and the
 channels-last memory format, measured alternately in one process. Prints the channels-last
-speed-up (contiguous time / channels-last time) of each; ``mh2f_plugin.models.numerics``
+speed-up (contiguous time / channels-last time) of each, or ``refused`` for a training step
+that training refuses (``bf16_channels_last_miscomputed``); ``mh2f_plugin.models.numerics``
 records which families are faster channels-last.
 """
 import argparse
@@ -16,7 +17,7 @@ import torch
 from bench_baselines import NETWORKS
 from bench_speed import device_name
 
-from mh2f_plugin.models.numerics import AMP_DTYPES, resolve_amp
+from mh2f_plugin.models.numerics import AMP_DTYPES, bf16_channels_last_miscomputed, resolve_amp
 from mh2f_plugin.weights.checkpoint import build_network  # BasicSR's, imported after mh2f_plugin's fixes
 
 
@@ -63,7 +64,11 @@ def timings(name, device, dtype, repeats):
 
         key = 'channels_last' if layout is torch.channels_last else 'contiguous'
         results['forward', key] = best_ms(forward, device, repeats)
-        results['step', key] = best_ms(step, device, repeats)
+        # training refuses bf16 channels-last on the CPU where PyTorch miscomputes it (or crashes)
+        refused = (
+            device.type == 'cpu' and dtype == torch.bfloat16 and layout is torch.channels_last
+            and bf16_channels_last_miscomputed(net) is not None)
+        results['step', key] = None if refused else best_ms(step, device, repeats)
     return results
 
 
@@ -87,9 +92,10 @@ def main():
                 break
             result = timings(network, device, dtype, args.repeats)
             for task in ('forward', 'step'):
+                channels_last = result[task, 'channels_last']
                 cells += [
                     f"{result[task, 'contiguous']:.0f}",
-                    f"{result[task, 'contiguous'] / result[task, 'channels_last']:.2f}x"
+                    f"{result[task, 'contiguous'] / channels_last:.2f}x" if channels_last else 'refused'
                 ]
         print(f'| {network} | ' + ' | '.join(cells) + ' |', flush=True)
 
