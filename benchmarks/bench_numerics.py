@@ -15,15 +15,10 @@ import contextlib
 import time
 import torch
 from bench_baselines import NETWORKS
-from bench_speed import device_name
+from bench_speed import device_name, synchronize
 
 from mh2f_plugin.models.numerics import AMP_DTYPES, bf16_channels_last_miscomputed, resolve_amp
 from mh2f_plugin.weights.checkpoint import build_network  # BasicSR's, imported after mh2f_plugin's fixes
-
-
-def _sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 def best_ms(fn, device, repeats):
@@ -31,10 +26,10 @@ def best_ms(fn, device, repeats):
     fn()
     best = float('inf')
     for _ in range(repeats):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return best * 1e3
 

@@ -52,16 +52,16 @@ def matmul_peak_gflops(device, dtype=torch.float32, size=2048, repeats=10, round
         a @ b
     best = 0
     for _ in range(rounds):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
-        _sync(device)
+        synchronize(device)
         best = max(best, 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9)
     return best
 
 
-def _sync(device):
+def synchronize(device):
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
 
@@ -70,11 +70,11 @@ def _timed(fn, device, warmup, repeats):
     """Milliseconds per call of ``fn`` after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
-    _sync(device)
+    synchronize(device)
     return (time.perf_counter() - start) / repeats * 1e3
 
 
@@ -306,7 +306,11 @@ def _convolutions_alone(args, network, rows, flops, peaks):
             if not (row[phase] or {}).get('ms'):
                 cells.append(' | | ')
                 continue
-            ms = row[phase]['convolutions_ms'] = measure(args, ('convolutions', network, variant, phase))['ms']
+            result = measure(args, ('convolutions', network, variant, phase))
+            if 'error' in result:
+                cells.append(f"{result['error']} | | ")
+                continue
+            ms = row[phase]['convolutions_ms'] = result['ms']
             cells.append(f"{ms:.1f} | {100 * ms / row[phase]['ms']:.0f}% | "
                          f"{100 * flops[f'{phase}_flops'] / ms / 1e6 / peak:.0f}%")
         print(f'| {variant} | {" | ".join(cells)} |', flush=True)
