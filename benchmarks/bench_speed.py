@@ -6,14 +6,18 @@ memory is the growth from before the network is built to the end of the timed lo
 optimizer state and activations; CPU: resident set, allocator caches included; CUDA: allocated
 tensors), measured by ``mh2f_plugin.cli.measure.PeakMemory``. Achieved GFLOP/s count 2 FLOPs per
 multiply-accumulate (MACs from ``mmengine.analysis``) and 3x the forward cost for a training step
-(forward + backward); "% of peak" compares them with a 2048x2048 matrix multiply measured in the
-same run, in float32 (TF32 off), or in bfloat16 for the bf16 variants. A second table times the
+(forward + backward); "% of peak" compares them with a 2048x2048 matrix multiply in float32
+(TF32 off), or in bfloat16 for the bf16 variants, measured in the same process right after each
+measurement (a shared machine's speed drifts within minutes; after, so that the memory peak is
+the network's). A second table times the
 network's convolutions alone (each in isolation, at its shape and dtype in the network, as often
-as the network runs it): the % of peak the network would reach were nothing else run. On CUDA,
+as the network runs it): the % of peak the network would reach were nothing else run;
+``--convolution-detail`` lists those convolutions one by one, each with its own % of peak. On CUDA,
 ``cudnn.benchmark`` is on, as BasicSR's trainer sets it, and cuDNN's default TF32 convolutions
 are left as PyTorch sets them.
 
     python benchmarks/bench_speed.py                     # MH2F-Net, all variants, this CPU
+    python benchmarks/bench_speed.py --variants channels_last bf16_channels_last --convolution-detail
     python benchmarks/bench_speed.py --networks MH2FNet PReNet RESCAN --device cuda \\
         --variants fp32 bf16_channels_last bf16_channels_last_compile --warmup 5 --repeats 20
 """
@@ -66,6 +70,14 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
+def _first_call_ms(fn, device):
+    """Milliseconds of one call of ``fn``: made first, it includes any compilation."""
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return (time.perf_counter() - start) * 1e3
+
+
 def _timed(fn, device, warmup, repeats):
     """Milliseconds per call of ``fn`` after ``warmup`` calls."""
     for _ in range(warmup):
@@ -97,6 +109,7 @@ def build(name, variant, device, compile_mode):
 
 
 def train_step_ms(args, name, variant, device):
+    """``(first call ms, ms per call)`` of a training step: forward, loss, backward, Adam."""
     from mh2f_plugin.losses.ssim_loss import L1SSIMLoss
     net, run, memory_format, autocast = build(name, variant, device, args.compile_mode)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.9, 0.999))
@@ -111,10 +124,11 @@ def train_step_ms(args, name, variant, device):
         loss.backward()
         optimizer.step()
 
-    return _timed(step, device, args.warmup, args.repeats)
+    return _first_call_ms(step, device), _timed(step, device, args.warmup, args.repeats)
 
 
 def forward_ms(args, name, variant, device):
+    """``(first call ms, ms per call)`` of a full-image forward pass without gradients."""
     net, run, memory_format, autocast = build(name, variant, device, args.compile_mode)
     net.eval()
     img = torch.rand(1, 3, args.height, args.width, device=device).to(memory_format=memory_format)
@@ -123,13 +137,18 @@ def forward_ms(args, name, variant, device):
         with torch.no_grad(), autocast:
             run(img)
 
-    return _timed(forward, device, args.warmup, args.repeats)
+    return _first_call_ms(forward, device), _timed(forward, device, args.warmup, args.repeats)
 
 
 def convolutions_ms(args, name, variant, device, phase):
-    """Milliseconds the network's ``nn.Conv2d`` layers take alone in one ``phase``: every distinct
+    """What the network's ``nn.Conv2d`` layers take alone in one ``phase``: every distinct
     convolution (its configuration, input shape and dtype) timed in isolation, with the variant's
-    numerics, and counted as often as the network runs it; ``train`` adds the backward pass."""
+    numerics, and counted as often as the network runs it; ``train`` adds the backward pass.
+
+    Returns ``{'ms': total, 'detail': [{'convolution', 'count', 'ms', 'gflops'}, ...]}``, the
+    detail slowest first (``ms``: all its calls; ``gflops``: its own arithmetic rate, the input
+    gradient counted only where the network needs it).
+    """
     net, _, memory_format, autocast = build(name, variant, device, None)
     counts = collections.Counter()
 
@@ -145,7 +164,7 @@ def convolutions_ms(args, name, variant, device, phase):
         net(torch.rand(shape, device=device).to(memory_format=memory_format))
     for hook in hooks:
         hook.remove()
-    total = 0
+    detail = []
     for (*config, bias, shape, dtype, needs_grad), count in counts.items():
         conv = torch.nn.Conv2d(*config, bias=bias).to(device, memory_format=memory_format)
         x = torch.rand(shape, device=device, dtype=dtype).to(memory_format=memory_format).requires_grad_(needs_grad)
@@ -156,8 +175,25 @@ def convolutions_ms(args, name, variant, device, phase):
             if phase == 'train':
                 out.backward(torch.ones_like(out))
 
-        total += count * _timed(run, device, args.warmup, args.repeats)
-    return total
+        ms = _timed(run, device, args.warmup, args.repeats)
+        with torch.no_grad(), autocast:
+            forward_flops = 2 * conv.weight[0].numel() * conv(x).numel()
+        passes = 1 if phase == 'forward' else 2 + needs_grad  # forward, weight gradient, input gradient
+        in_ch, out_ch, (kh, kw), (stride, _), _, (dilation, _), groups = config
+        detail.append({
+            'convolution':
+            (f'{in_ch}->{out_ch} {kh}x{kw}' + (f' stride {stride}' if stride > 1 else '') +
+             (f' dilation {dilation}' if dilation > 1 else '') + (f' groups {groups}' if groups > 1 else '') +
+             f" on {'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}"),
+            'count':
+            count,
+            'ms':
+            count * ms,
+            'gflops':
+            passes * forward_flops / ms / 1e6
+        })
+    detail.sort(key=lambda row: -row['ms'])
+    return {'ms': sum(row['ms'] for row in detail), 'detail': detail}
 
 
 def loss_ms(device, batch, crop, repeats):
@@ -184,13 +220,23 @@ def _measure(args, task, results):
         }
     elif task[0] == 'convolutions':
         _, name, variant, phase = task
-        result = {'ms': convolutions_ms(args, name, variant, device, phase)}
+        result = convolutions_ms(args, name, variant, device, phase)
+        result['peak_gflops'] = matmul_peak_gflops(device, _dtype(variant))
     else:
         name, variant, phase = task
         with PeakMemory(device) as peak:
-            ms = (train_step_ms if phase == 'train' else forward_ms)(args, name, variant, device)
-        result = {'ms': ms, 'peak_mb': peak.mb}
+            first_ms, ms = (train_step_ms if phase == 'train' else forward_ms)(args, name, variant, device)
+        result = {
+            'ms': ms,
+            'first_call_ms': first_ms,
+            'peak_mb': peak.mb,
+            'peak_gflops': matmul_peak_gflops(device, _dtype(variant))
+        }
     results.put(result)
+
+
+def _dtype(variant):
+    return torch.bfloat16 if variant.startswith('bf16') else torch.float32
 
 
 def measure(args, task, timeout=None):
@@ -224,8 +270,9 @@ def measure(args, task, timeout=None):
         process.join()
 
 
-def _cells(result, flops, peak_gflops):
-    """Table cells ``ms | GFLOP/s | % of peak | peak MB`` of one measurement (``{}``: not asked for)."""
+def _cells(result, flops):
+    """Table cells ``ms | GFLOP/s | % of peak | peak MB`` of one measurement (``{}``: not asked for);
+    the % cell names the peak it is a share of, in GFLOP/s."""
     if result is None:
         return 'timeout | | |'
     if not result:
@@ -233,8 +280,9 @@ def _cells(result, flops, peak_gflops):
     if 'error' in result:
         return f"{result['error']} | | |"
     result['gflops'] = flops / result['ms'] / 1e6
-    return (f"{result['ms']:.1f} | {result['gflops']:.1f} | {100 * result['gflops'] / peak_gflops:.1f}% | "
-            f"{result['peak_mb']:.0f}")
+    peak = result['peak_gflops']
+    return f"{result['ms']:.1f} | {result['gflops']:.1f} | {100 * result['gflops'] / peak:.1f}% of {peak:.0f} | " \
+        f"{result['peak_mb']:.0f}"
 
 
 def main():
@@ -253,13 +301,17 @@ def main():
     parser.add_argument('--compile-mode', default='default', help="torch.compile's mode for the compile variants")
     parser.add_argument('--timeout', type=float, help='seconds one measurement (compilation included) may take')
     parser.add_argument('--json', help='also write the results to this file (after every row)')
+    parser.add_argument(
+        '--convolution-detail',
+        action='store_true',
+        help='also print every distinct convolution timed alone: its share and % of peak')
     args = parser.parse_args()
 
     peaks = measure(args, 'peak')
     loss = measure(args, 'loss')['loss_ms']
     name = device_name(torch.device(args.device), args.threads)
-    print(f"Device: {name}; matmul peak (2048x2048, best of 5): fp32 {peaks['fp32']:.1f} GFLOP/s, "
-          f"bf16 {peaks['bf16']:.1f} GFLOP/s")
+    print(f"Device: {name}; matmul peak (2048x2048, best of 5) at the start: fp32 {peaks['fp32']:.1f} GFLOP/s, "
+          f"bf16 {peaks['bf16']:.1f} GFLOP/s (each row: of the peak measured right after it)")
     print(f'L1SSIMLoss forward+backward, batch {args.batch} x 3x{args.crop}x{args.crop}: {loss:.2f} ms')
     results = {'device': name, 'torch': torch.__version__, 'peak_gflops': peaks, 'loss_ms': loss, 'networks': {}}
     for network in args.networks:
@@ -273,15 +325,15 @@ def main():
             train, forward = (
                 measure(args, (network, variant, phase), args.timeout) if phase in args.phases else {}
                 for phase in ('train', 'forward'))
-            peak = peaks['bf16' if variant.startswith('bf16') else 'fp32']
             share = f"{100 * loss / train['ms']:.1f}%" if train and 'ms' in train else ''
             print(
-                f'| {variant} | {_cells(train, flops["train_flops"], peak)} | '
-                f'{_cells(forward, flops["forward_flops"], peak)} | {share} |',
+                f'| {variant} | {_cells(train, flops["train_flops"])} | {_cells(forward, flops["forward_flops"])} | '
+                f'{share} |',
                 flush=True)
             rows[variant] = {'train': train, 'forward': forward}
             _save(args.json, results)
-        _convolutions_alone(args, network, rows, flops, peaks)
+        _print_compilation(rows)
+        _convolutions_alone(args, network, rows, flops)
         _save(args.json, results)
 
 
@@ -291,7 +343,19 @@ def _save(path, results):
             json.dump(results, f, indent=2)
 
 
-def _convolutions_alone(args, network, rows, flops, peaks):
+def _print_compilation(rows):
+    """What the first call of each compiled variant took (inductor's on-disk cache of an earlier
+    run of the same graph shortens it)."""
+    for variant, row in rows.items():
+        firsts = [
+            f"{phase} {row[phase]['first_call_ms'] / 1e3:.1f} s" for phase in ('train', 'forward')
+            if variant.endswith('compile') and (row[phase] or {}).get('first_call_ms')
+        ]
+        if firsts:
+            print(f"{variant}: first call (compilation included): {', '.join(firsts)}")
+
+
+def _convolutions_alone(args, network, rows, flops):
     """The table of what the network's convolutions take alone, the bound on each phase's speed."""
     print(f'\n{network}, its convolutions alone (each timed in isolation, as often as the network runs it): '
           'their time, their share of the measured time, and the % of peak were nothing else run\n')
@@ -300,7 +364,6 @@ def _convolutions_alone(args, network, rows, flops, peaks):
     for variant, row in rows.items():
         if variant.endswith('compile'):
             continue
-        peak = peaks['bf16' if variant.startswith('bf16') else 'fp32']
         cells = []
         for phase in ('train', 'forward'):
             if not (row[phase] or {}).get('ms'):
@@ -311,9 +374,28 @@ def _convolutions_alone(args, network, rows, flops, peaks):
                 cells.append(f"{result['error']} | | ")
                 continue
             ms = row[phase]['convolutions_ms'] = result['ms']
+            row[phase]['convolutions'] = result['detail']
+            row[phase]['convolutions_peak_gflops'] = result['peak_gflops']
             cells.append(f"{ms:.1f} | {100 * ms / row[phase]['ms']:.0f}% | "
-                         f"{100 * flops[f'{phase}_flops'] / ms / 1e6 / peak:.0f}%")
+                         f"{100 * flops[f'{phase}_flops'] / ms / 1e6 / result['peak_gflops']:.0f}%")
         print(f'| {variant} | {" | ".join(cells)} |', flush=True)
+    if args.convolution_detail:
+        for variant, row in rows.items():
+            for phase in ('train', 'forward'):
+                if (row[phase] or {}).get('convolutions'):
+                    _print_convolutions(network, variant, phase, row[phase]['convolutions'],
+                                        row[phase]['convolutions_peak_gflops'])
+
+
+def _print_convolutions(network, variant, phase, detail, peak):
+    """One row per distinct convolution of ``convolutions_ms``: where the bound comes from."""
+    total = sum(row['ms'] for row in detail)
+    print(f'\n{network}, {variant}, {phase}: each convolution alone, slowest first\n')
+    print('| convolution (input shape, dtype) | calls | ms | share | GFLOP/s | % of peak |')
+    print('| --- | --- | --- | --- | --- | --- |')
+    for row in detail:
+        print(f"| {row['convolution']} | {row['count']} | {row['ms']:.1f} | {100 * row['ms'] / total:.1f}% | "
+              f"{row['gflops']:.1f} | {100 * row['gflops'] / peak:.0f}% |")
 
 
 if __name__ == '__main__':
