@@ -180,17 +180,14 @@ def convolutions_ms(args, name, variant, device, phase):
             forward_flops = 2 * conv.weight[0].numel() * conv(x).numel()
         passes = 1 if phase == 'forward' else 2 + needs_grad  # forward, weight gradient, input gradient
         in_ch, out_ch, (kh, kw), (stride, _), _, (dilation, _), groups = config
+        label = (f'{in_ch}->{out_ch} {kh}x{kw}' + (f' stride {stride}' if stride > 1 else '') +
+                 (f' dilation {dilation}' if dilation > 1 else '') + (f' groups {groups}' if groups > 1 else '') +
+                 f" on {'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}")
         detail.append({
-            'convolution':
-            (f'{in_ch}->{out_ch} {kh}x{kw}' + (f' stride {stride}' if stride > 1 else '') +
-             (f' dilation {dilation}' if dilation > 1 else '') + (f' groups {groups}' if groups > 1 else '') +
-             f" on {'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}"),
-            'count':
-            count,
-            'ms':
-            count * ms,
-            'gflops':
-            passes * forward_flops / ms / 1e6
+            'convolution': label,
+            'count': count,
+            'ms': count * ms,
+            'gflops': passes * forward_flops / ms / 1e6
         })
     detail.sort(key=lambda row: -row['ms'])
     return {'ms': sum(row['ms'] for row in detail), 'detail': detail}
