@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
 import mh2f_plugin  # noqa: F401
-from mh2f_plugin.archs.arch_util import pad_to_multiple
+from mh2f_plugin.archs.arch_util import concat_channels, pad_to_multiple
 from mh2f_plugin.archs.mh2f_arch import HADB, MHEB, ConcatFusion, DCRBlock, DualAttention, MH2FNet
 
 TINY = dict(num_feat=8, num_blocks=3)
@@ -196,6 +196,35 @@ def test_optimised_blocks_match_their_reference_with_gradients(block, reference)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
     for grad, expected_grad in zip(grads, expected_grads):
         torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-12)
+
+
+def test_concat_channels_returns_dense_gradients_equal_to_torch_cat():
+    features = [
+        torch.rand(2, channels, 6, 5, dtype=torch.bfloat16).to(memory_format=torch.channels_last).requires_grad_()
+        for channels in (8, 4, 4)
+    ]
+    out = concat_channels(features)
+    torch.testing.assert_close(out, torch.cat(features, 1), rtol=0, atol=0)
+    grad_out = torch.rand_like(out)
+    grads = torch.autograd.grad(out, features, grad_out)
+    expected = torch.autograd.grad(torch.cat(features, 1), features, grad_out)
+    for grad, expected_grad in zip(grads, expected):
+        torch.testing.assert_close(grad, expected_grad, rtol=0, atol=0)
+        assert grad.is_contiguous(memory_format=torch.channels_last)
+        assert not expected_grad.is_contiguous(memory_format=torch.channels_last)  # what torch.cat gives
+
+
+def test_dcr_block_trained_channels_last_in_bf16_equals_its_reference():
+    torch.manual_seed(0)
+    block = DCRBlock(16, 3, 16).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 16, 12, 10).to(memory_format=torch.channels_last).requires_grad_()
+    results = []
+    for forward in (block, lambda x: reference_dcr_block(block, x)):
+        with torch.autocast('cpu', torch.bfloat16):
+            out = forward(x)
+        results.append((out, *torch.autograd.grad(out.float().square().sum(), [x, *block.parameters()])))
+    for value, expected in zip(*results):
+        torch.testing.assert_close(value, expected, rtol=0, atol=0)
 
 
 def test_dual_attention_under_bf16_autocast_equals_its_reference():

@@ -12,7 +12,7 @@ from basicsr.archs.rcan_arch import ChannelAttention
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from mh2f_plugin.archs.arch_util import pad_to_multiple
+from mh2f_plugin.archs.arch_util import concat_channels, pad_to_multiple
 from mh2f_plugin.errors import InvalidOption
 
 ACTIVATIONS = {'lrelu': lambda: nn.LeakyReLU(0.2, inplace=True), 'relu': lambda: nn.ReLU(inplace=True)}
@@ -47,7 +47,7 @@ class DCRBlock(nn.Module):
         features = [x]
         for layer in self.layers:
             features.append(self.act(layer(dense)))
-            dense = torch.cat(features, 1)
+            dense = concat_channels(features)
         return x + self.fuse(dense)
 
 
@@ -122,7 +122,7 @@ class HADB(nn.Module):
     def forward(self, features):
         distilled = features[0]
         for step, feature in zip(self.steps, features[1:]):
-            distilled = step(torch.cat([distilled, feature], 1))
+            distilled = step(concat_channels([distilled, feature]))
         return distilled
 
 
@@ -136,7 +136,7 @@ class ConcatFusion(nn.Module):
         self.fuse = nn.Conv2d(num_inputs * num_feat, num_feat, 1)
 
     def forward(self, features):
-        return self.fuse(torch.cat(features, 1))
+        return self.fuse(concat_channels(features))
 
 
 class RPF(nn.Module):
