@@ -9,12 +9,13 @@ on both alike. Channels-last, batch 16 of 64x64 crops, ``L1SSIMLoss`` and Adam, 
 ratio ``torch.cat / dense gradients`` (above 1: dense gradients faster).
 
     python benchmarks/bench_concat_gradients.py --dtypes fp32 bf16 --pairs 20
+    python benchmarks/bench_concat_gradients.py --num-feat 16 --num-blocks 4 --batch 8 --crop 48  # the demo's
 """
 import argparse
 import statistics
 import time
 import torch
-from bench_speed import default_network, device_name
+from bench_speed import device_name
 
 import mh2f_plugin.archs.mh2f_arch as mh2f_arch
 from mh2f_plugin.archs.arch_util import ConcatWithDenseGradients
@@ -27,10 +28,11 @@ CONCATENATIONS = {
 }
 
 
-def compare(dtype, pairs, batch, crop):
+def compare(dtype, pairs, batch, crop, network_options):
     """``{name: [ms per step, ...]}`` for each of ``CONCATENATIONS``, ``pairs`` steps each
-    (``dtype``: ``'fp32'``, or ``'bf16'`` autocast)."""
-    net = default_network('MH2FNet').to(memory_format=torch.channels_last)
+    (``dtype``: ``'fp32'``, or ``'bf16'`` autocast), of ``MH2FNet(**network_options)``."""
+    torch.manual_seed(0)
+    net = mh2f_arch.MH2FNet(**network_options).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     loss_fn = L1SSIMLoss()
     lq = torch.rand(batch, 3, crop, crop).to(memory_format=torch.channels_last)
@@ -65,13 +67,19 @@ def main():
     parser.add_argument('--pairs', type=int, default=20)
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--crop', type=int, default=64)
+    parser.add_argument('--num-feat', type=int, default=32)
+    parser.add_argument('--num-blocks', type=int, default=8)
     args = parser.parse_args()
     keep_freed_memory()
-    print(f'Device: {device_name(torch.device("cpu"), torch.get_num_threads())}\n')
+    print(f'Device: {device_name(torch.device("cpu"), torch.get_num_threads())}; MH2FNet(num_feat={args.num_feat}, '
+          f'num_blocks={args.num_blocks}), batch {args.batch} of {args.crop}x{args.crop}\n')
     print('| numerics | torch.cat ms | dense gradients ms | ratio: median (quartiles) |')
     print('| --- | --- | --- | --- |')
     for dtype in args.dtypes:
-        times = compare(dtype, args.pairs, args.batch, args.crop)
+        times = compare(dtype, args.pairs, args.batch, args.crop, {
+            'num_feat': args.num_feat,
+            'num_blocks': args.num_blocks
+        })
         ratios = [a / b for a, b in zip(times['torch.cat'], times['dense gradients'])]
         low, median, high = statistics.quantiles(ratios, n=4)
         print(
