@@ -217,7 +217,8 @@ def test_concat_channels_returns_dense_gradients_equal_to_torch_cat():
 def test_dcr_block_trained_channels_last_in_bf16_equals_its_reference():
     torch.manual_seed(0)
     block = DCRBlock(16, 3, 16).to(memory_format=torch.channels_last)
-    x = torch.rand(2, 16, 12, 10).to(memory_format=torch.channels_last).requires_grad_()
+    # bf16, as in the network, where every block input is the output of an autocast convolution
+    x = torch.rand(2, 16, 12, 10, dtype=torch.bfloat16).to(memory_format=torch.channels_last).requires_grad_()
     results = []
     for forward in (block, lambda x: reference_dcr_block(block, x)):
         with torch.autocast('cpu', torch.bfloat16):
