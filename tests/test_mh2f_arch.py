@@ -175,11 +175,13 @@ def reference_dcr_block(block, x):
     return x + block.fuse(torch.cat(features, 1))
 
 
-def reference_dual_attention(attention, x):
-    """The paper's dual attention, its channel statistics taken in the input's own dtype."""
+def reference_dual_attention(attention, x, statistics_dtype=None):
+    """The paper's dual attention, its channel statistics taken in ``statistics_dtype`` (default:
+    the input's own)."""
     x = attention.channel(x)
-    pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
-    return x * torch.sigmoid(attention.spatial(pooled))
+    wide = x.to(statistics_dtype or x.dtype)
+    pooled = torch.cat([wide.mean(1, keepdim=True), wide.amax(1, keepdim=True)], 1)
+    return x * torch.sigmoid(attention.spatial(pooled.to(x.dtype)))
 
 
 @pytest.mark.parametrize(
@@ -187,7 +189,9 @@ def reference_dual_attention(attention, x):
     ids=['DCRBlock', 'DualAttention'])
 def test_optimised_blocks_match_their_reference_with_gradients(block, reference):
     block = block.double()
-    x = torch.rand(2, 8, 12, 10, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(2, 8, 12, 10, dtype=torch.float64)
+    x[..., :3, :] = 0  # every channel tied for the max there: its gradient is shared among them
+    x.requires_grad_()
     out = block(x)
     grad_out = torch.rand_like(out)
     grads = torch.autograd.grad(out, [x, *block.parameters()], grad_out)
@@ -230,6 +234,21 @@ def test_dcr_block_trained_channels_last_in_bf16_equals_its_reference():
     # The input's gradient sums four bf16 parts (residual, first layer, the concatenations) in
     # another order: equal up to bf16 rounding (its values reach 3.6; a misrouted part is off by ~1)
     torch.testing.assert_close(grad_x, expected_grad_x, rtol=1.6e-2, atol=2e-2)
+
+
+def test_dual_attention_trained_channels_last_in_bf16_equals_its_reference():
+    torch.manual_seed(0)
+    attention = DualAttention(16, 4).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 16, 12, 10, dtype=torch.bfloat16)
+    x[..., :3, :] = 0
+    x = x.to(memory_format=torch.channels_last).requires_grad_()
+    results = []
+    for forward in (attention, lambda x: reference_dual_attention(attention, x, statistics_dtype=torch.float32)):
+        with torch.autocast('cpu', torch.bfloat16):
+            out = forward(x)
+        results.append((out, *torch.autograd.grad(out.float().square().sum(), [x, *attention.parameters()])))
+    for value, expected in zip(*results):
+        torch.testing.assert_close(value, expected, rtol=0, atol=0)
 
 
 def test_dual_attention_under_bf16_autocast_equals_its_reference():

@@ -39,7 +39,7 @@ def concat_channels(features):
     tensor rather than a strided slice of the concatenation's: PyTorch's bfloat16 element-wise
     kernels (the gradient sums of features a dense block reuses, the activations' backward) run up
     to 10x slower on such slices (16 channels: 1.6 ms against 0.1 ms for an in-place add, torch
-    2.14), while the copies cost less. In float32 they do not pay (``bench_concatenation.py``).
+    2.14), while the copies cost less. In float32 they do not pay (``bench_optimisations.py``).
     """
     first = features[0]
     if (torch.is_grad_enabled() and first.device.type == 'cpu' and first.dtype == torch.bfloat16

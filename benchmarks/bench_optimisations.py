@@ -1,29 +1,32 @@
-"""Two ways MH2F-Net concatenates features, each timed against its alternative, in float32 and in
-bf16 autocast (channels-last).
+"""MH2F-Net's speed-ups, each timed against what it replaced, in float32 and in bf16 autocast
+(channels-last). All keep the network's function and its checkpoints.
 
 ``--compare gradients``: the concatenations handing back dense gradients
 (``ConcatWithDenseGradients``) against plain ``torch.cat``; ``concat_channels`` uses the former
 only in bf16 channels-last training on the CPU. ``--compare growth``: the DCR block's dense input
 grown by one feature at a time (``cat[dense, f_i]``, what ``DCRBlock`` does) against the
-concatenation of all the features at each layer (``cat[x, f_1, ..., f_i]``, the textbook form);
-same values.
+concatenation of all the features at each layer (``cat[x, f_1, ..., f_i]``, the textbook form).
+``--compare statistics``: the dual attention's channel mean and max with their own backward
+(``ChannelMeanMax``) against autograd's.
 
 Both alternatives run in one process on one network, call by call in alternation (the order
 swapped every pair), so that the drift of a shared machine's speed falls on both alike. ``--task
 step``: forward, ``L1SSIMLoss``, backward and Adam on a batch of random crops, as
 ``bench_speed.py`` times it; ``--task forward``: one 481x321 image without gradients. Prints the
-median time of each and the quartiles of the per-pair ratio ``alternative / adopted`` (above 1:
-what the network does is faster).
+median time of each and the quartiles of the per-pair ratio ``replaced / adopted`` (above 1: what
+the network does is faster).
 
-    python benchmarks/bench_concatenation.py --compare gradients --pairs 20
-    python benchmarks/bench_concatenation.py --compare gradients --num-feat 16 --num-blocks 4 --batch 8 --crop 48
-    python benchmarks/bench_concatenation.py --compare growth --task forward --pairs 12
+    python benchmarks/bench_optimisations.py --compare gradients --pairs 20
+    python benchmarks/bench_optimisations.py --compare gradients --num-feat 16 --num-blocks 4 --batch 8 --crop 48
+    python benchmarks/bench_optimisations.py --compare growth --task forward --pairs 12
+    python benchmarks/bench_optimisations.py --compare statistics --pairs 16
 """
 import argparse
 import statistics
 import time
 import torch
 from bench_speed import device_name
+from types import SimpleNamespace
 from unittest import mock
 
 import mh2f_plugin.archs.mh2f_arch as mh2f_arch
@@ -40,6 +43,11 @@ def _all_features_at_once(block, x):
     return x + block.fuse(dense)
 
 
+def _mean_max_by_autograd(x):
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    return torch.cat([wide.mean(1, keepdim=True), wide.amax(1, keepdim=True)], 1)
+
+
 # name: (what is replaced, attribute, {label: value}), the adopted one last
 COMPARISONS = {
     'gradients': (mh2f_arch, 'concat_channels', {
@@ -49,6 +57,10 @@ COMPARISONS = {
     'growth': (mh2f_arch.DCRBlock, 'forward', {
         'all features at once': _all_features_at_once,
         'one feature at a time': mh2f_arch.DCRBlock.forward
+    }),
+    'statistics': (mh2f_arch, 'ChannelMeanMax', {
+        'autograd': SimpleNamespace(apply=_mean_max_by_autograd),
+        'ChannelMeanMax': mh2f_arch.ChannelMeanMax
     }),
 }
 
