@@ -89,10 +89,11 @@ class ChannelMeanMax(torch.autograd.Function):
     """``(B, C, H, W) -> (B, 2, H, W)``: the mean and the max over the channels, in at least float32.
 
     The values and gradients of ``cat[x.mean(1), x.amax(1)]`` (the max's gradient shared equally
-    among tied channels), the backward in one element-wise pass where autograd's makes four (it
-    sums the tie mask as int64 and adds the mean's gradient separately): the training step 1.02-1.07x
-    faster in float32 and bf16 (``bench_optimisations.py``). In float32 rather than bfloat16: exact for the max, and a
-    max over the channels of a bfloat16 tensor runs 5x slower on the CPU (torch 2.14).
+    among tied channels), the input's gradient written by one ``torch.where``: autograd's backward
+    converts the tie mask to int64 to count it and materialises the mean's broadcast gradient
+    before adding it in. The training step 1.02-1.07x faster in float32 and bf16
+    (``bench_optimisations.py``). In float32 rather than bfloat16: exact for the max, and a max over
+    the channels of a bfloat16 tensor runs 5x slower on the CPU (torch 2.14).
     """
 
     @staticmethod
