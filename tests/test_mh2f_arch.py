@@ -218,21 +218,25 @@ def test_concat_channels_returns_dense_gradients_equal_to_torch_cat():
         assert not expected_grad.is_contiguous(memory_format=torch.channels_last)  # what torch.cat gives
 
 
+def trained_in_bf16(forward, x, module):
+    """``forward(x)`` under bf16 autocast, then the gradients of a loss on it with respect to ``x``
+    and ``module``'s parameters: ``(out, grad_x, *parameter_grads)``."""
+    with torch.autocast('cpu', torch.bfloat16):
+        out = forward(x)
+    return (out, *torch.autograd.grad(out.float().square().sum(), [x, *module.parameters()]))
+
+
 def test_dcr_block_trained_channels_last_in_bf16_equals_its_reference():
     torch.manual_seed(0)
     block = DCRBlock(16, 3, 16).to(memory_format=torch.channels_last)
     # bf16, as in the network, where every block input is the output of an autocast convolution
     x = torch.rand(2, 16, 12, 10, dtype=torch.bfloat16).to(memory_format=torch.channels_last).requires_grad_()
-    results = []
-    for forward in (block, lambda x: reference_dcr_block(block, x)):
-        with torch.autocast('cpu', torch.bfloat16):
-            out = forward(x)
-        results.append((out, *torch.autograd.grad(out.float().square().sum(), [x, *block.parameters()])))
-    (out, grad_x, *grads), (expected_out, expected_grad_x, *expected_grads) = results
+    out, grad_x, *grads = trained_in_bf16(block, x, block)
+    expected_out, expected_grad_x, *expected_grads = trained_in_bf16(lambda x: reference_dcr_block(block, x), x, block)
     for value, expected in zip([out, *grads], [expected_out, *expected_grads]):
         torch.testing.assert_close(value, expected, rtol=0, atol=0)
-    # The input's gradient sums four bf16 parts (residual, first layer, the concatenations) in
-    # another order: equal up to bf16 rounding (its values reach 3.6; a misrouted part is off by ~1)
+    # The input's gradient sums its bf16 parts (the residual, the first layer, the concatenations)
+    # in another order: equal up to bf16 rounding (its values reach 3.6; a misrouted part is off by ~1)
     torch.testing.assert_close(grad_x, expected_grad_x, rtol=1.6e-2, atol=2e-2)
 
 
@@ -242,13 +246,10 @@ def test_dual_attention_trained_channels_last_in_bf16_equals_its_reference():
     x = torch.rand(2, 16, 12, 10, dtype=torch.bfloat16)
     x[..., :3, :] = 0
     x = x.to(memory_format=torch.channels_last).requires_grad_()
-    results = []
-    for forward in (attention, lambda x: reference_dual_attention(attention, x, statistics_dtype=torch.float32)):
-        with torch.autocast('cpu', torch.bfloat16):
-            out = forward(x)
-        results.append((out, *torch.autograd.grad(out.float().square().sum(), [x, *attention.parameters()])))
-    for value, expected in zip(*results):
-        torch.testing.assert_close(value, expected, rtol=0, atol=0)
+    results = trained_in_bf16(attention, x, attention)
+    expected = trained_in_bf16(lambda x: reference_dual_attention(attention, x, torch.float32), x, attention)
+    for value, expected_value in zip(results, expected):
+        torch.testing.assert_close(value, expected_value, rtol=0, atol=0)
 
 
 def test_dual_attention_under_bf16_autocast_equals_its_reference():
