@@ -20,6 +20,7 @@ from bench_speed import device_name, matmul_peak_gflops
 from skimage import data as skdata
 
 from mh2f_plugin.cli.main import main as basicsr
+from mh2f_plugin.utils.markdown import markdown_table
 
 NETWORKS = ('MH2FNet', 'PReNet', 'PReNet_r', 'PRN', 'PRN_r', 'BRN', 'RESCAN', 'SPANet', 'RCDNet', 'SIRR', 'DRDNet')
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket')
@@ -61,13 +62,16 @@ def main():
         with open(os.path.join(tmp, 'out', 'comparison.csv'), newline='', encoding='utf-8') as f:
             rows = list(csv.DictReader(f))[1:]
     print(f'\n{name}; float32 matmul peak {peak:.1f} GFLOP/s\n')
-    print('| network | parameters (M) | GMACs (481x321) | ms / image | GFLOP/s | % of fp32 peak | peak MB |')
-    print('| --- | --- | --- | --- | --- | --- | --- |')
+    table = []
     for row in rows:
         gmacs, ms = float(row['GMACs (481x321)']), float(row['ms / image'])
         achieved = 2 * gmacs / (ms / 1e3)
-        print(f"| {row['network']} | {row['parameters (M)']} | {gmacs:.2f} | {ms:.0f} | {achieved:.1f} | "
-              f"{100 * achieved / peak:.0f}% | {row['peak MB / image']} |")
+        table.append((row['network'], row['parameters (M)'], f'{gmacs:.2f}', f'{ms:.0f}', f'{achieved:.1f}',
+                      f'{100 * achieved / peak:.0f}%', row['peak MB / image']))
+    print(
+        markdown_table(
+            ('network', 'parameters (M)', 'GMACs (481x321)', 'ms / image', 'GFLOP/s', '% of fp32 peak', 'peak MB'),
+            table))
 
 
 if __name__ == '__main__':

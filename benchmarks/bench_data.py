@@ -82,7 +82,7 @@ def main():
         for workers in (1, 2):
             out = os.path.join(tmp, f'lmdb{workers}')
             start = time.perf_counter()
-            lmdb_store.write_lmdb(src, out, pairs, layout, workers=workers, progress=False)
+            lmdb_store.write_lmdb(src, out, pairs, layout=layout, workers=workers, progress=False)
             print(
                 f'| `basicsr lmdb` conversion, {workers} worker(s) | '
                 f'{images / (time.perf_counter() - start):.0f} images/s |',

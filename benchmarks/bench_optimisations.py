@@ -31,8 +31,8 @@ from unittest import mock
 
 import mh2f_plugin.archs.mh2f_arch as mh2f_arch
 from mh2f_plugin.archs.arch_util import ConcatWithDenseGradients
-from mh2f_plugin.cli.allocator import keep_freed_memory
 from mh2f_plugin.losses.ssim_loss import L1SSIMLoss
+from mh2f_plugin.utils.allocator import keep_freed_memory
 
 
 def _all_features_at_once(block, x):

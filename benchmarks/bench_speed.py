@@ -4,7 +4,7 @@ Prints a Markdown table per network. Each measurement runs in a fresh process on
 (``--timeout`` bounds it: a compilation that runs past it is reported, not waited for). Peak
 memory is the growth from before the network is built to the end of the timed loop (weights,
 optimizer state and activations; CPU: resident set, allocator caches included; CUDA: allocated
-tensors), measured by ``mh2f_plugin.cli.measure.PeakMemory``. Achieved GFLOP/s count 2 FLOPs per
+tensors), measured by ``mh2f_plugin.utils.measure.PeakMemory``. Achieved GFLOP/s count 2 FLOPs per
 multiply-accumulate (MACs from ``mmengine.analysis``) and 3x the forward cost for a training step
 (forward + backward); "% of peak" compares them with a 2048x2048 matrix multiply in float32
 (TF32 off), or in bfloat16 for the bf16 variants, measured in the same process right after each
@@ -30,8 +30,8 @@ import queue
 import time
 import torch
 
-from mh2f_plugin.cli.allocator import keep_freed_memory
-from mh2f_plugin.cli.measure import PeakMemory, macs
+from mh2f_plugin.utils.allocator import keep_freed_memory
+from mh2f_plugin.utils.measure import PeakMemory, macs
 from mh2f_plugin.weights.checkpoint import build_network  # BasicSR's, imported after mh2f_plugin's fixes
 
 VARIANTS = ('fp32', 'channels_last', 'bf16', 'bf16_channels_last', 'compile', 'bf16_channels_last_compile')

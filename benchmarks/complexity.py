@@ -12,7 +12,7 @@ from mmengine.analysis import parameter_count
 
 import mh2f_plugin  # noqa: F401
 from mh2f_plugin.archs.mh2f_arch import MH2FNet
-from mh2f_plugin.cli.measure import macs
+from mh2f_plugin.utils.measure import macs
 
 SIZES = ((64, 64), (321, 481))
 

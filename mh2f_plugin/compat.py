@@ -2,17 +2,35 @@
 
 Each fix names the symptom it cures; ``apply()`` installs all of them once. The torchvision shim
 must be in place before the first ``import basicsr``, so this module imports BasicSR only inside
-``apply()``. Fixes wrap BasicSR's functions where they can (validation defaults, JPEG quality, epochs,
-the launchers and DDP, which keep BasicSR's own code on GPUs); where the broken line sits inside
-a function (resume's device), the function is replaced. Either way ``expect_code`` first checks
-that BasicSR's code is still the 1.4.2 code a fix was written for, and fails loudly if not. On a
-machine with CUDA, BasicSR's own code paths run unchanged, except the epoch planning of its
-training loop, which is wrong on every device.
+``apply()``. Before installing anything, ``expect_code`` checks that BasicSR's code is still the
+1.4.2 code each fix was written for, and fails loudly if not.
+
+Most fixes wrap BasicSR's function and call it unchanged:
+
+- ``_with_val_defaults`` (``parse_options``): ``val.suffix`` defaults to none;
+- ``_with_integer_quality`` (``add_jpg_compression``): the JPEG quality rounded to an int;
+- ``_with_full_batches`` (``create_train_val_dataloader``): epochs planned from the loader's
+  real length, and BasicSR's statistics logged with that count instead of its own;
+- ``_gpu_or_cpu`` (``_init_dist_pytorch``, ``_init_dist_slurm``): BasicSR's initialiser with a
+  GPU, a CPU one (gloo) without;
+- ``model_to_device``: BasicSR's method for GPU models, DDP without ``device_ids`` on the CPU.
+
+Two are rewritten copies, because the line to fix sits in the middle of BasicSR's function:
+
+- ``load_resume_state`` replaces ``basicsr.train.load_resume_state`` on every device: BasicSR
+  maps the state to ``torch.cuda.current_device()`` (no CPU resume) and, with ``auto_resume``,
+  takes the highest-numbered state even when it is truncated; ours maps to the model's device
+  and takes the newest state that loads with its checkpoint.
+- ``_init_dist_slurm_cpu`` copies the environment set-up of BasicSR's ``_init_dist_slurm``,
+  without its ``rank % torch.cuda.device_count()``, and is used only when there is no GPU.
+
+docs/basicsr-compat.md lists each fix with the BasicSR file and line it cures.
 """
 import inspect
 import logging
 import math
 import os
+import re
 import sys
 import torch
 import torch.distributed as dist
@@ -166,6 +184,25 @@ def _with_val_defaults(parse_options):
     return parse
 
 
+class _HeldStatistics:
+    """A logger that holds back BasicSR's "Training statistics" record, whose epoch planning is
+    wrong, and passes every other call through to ``logger``."""
+
+    MARKER = 'Require iter number per epoch'
+
+    def __init__(self, logger):
+        self.logger, self.statistics = logger, None
+
+    def info(self, message, *args, **kwargs):
+        if self.MARKER in str(message):
+            self.statistics = str(message)
+        else:
+            self.logger.info(message, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.logger, name)
+
+
 def _with_full_batches(create_train_val_dataloader):
     """Training stops before ``total_iter``, or trains nothing and looks complete, when a train
     epoch has fewer batches than BasicSR counts (basicsr/train.py:45).
@@ -174,11 +211,13 @@ def _with_full_batches(create_train_val_dataloader):
     counts the iterations per epoch rounding up, and plans its epochs from that count: 10 pairs at
     batch 4 are 2 iterations per epoch, not 3, so ``total_iter: 50`` ends after 36; fewer samples
     per process than one batch make every epoch empty, and the untrained network is saved and
-    validated. Plan the epochs from the real count; stop, naming the data, when it is 0.
+    validated. Plan the epochs from the real count; stop, naming the data, when it is 0. BasicSR's
+    statistics are logged with the real count in place of its own, so the log shows one count.
     """
 
     def create(opt, logger):
-        train_loader, train_sampler, val_loaders, total_epochs, total_iters = create_train_val_dataloader(opt, logger)
+        held = _HeldStatistics(logger)
+        train_loader, train_sampler, val_loaders, total_epochs, total_iters = create_train_val_dataloader(opt, held)
         if train_loader is not None:
             dataset_opt = opt['datasets']['train']
             if len(train_loader) == 0:
@@ -189,8 +228,12 @@ def _with_full_batches(create_train_val_dataloader):
                     f"full batch of batch_size_per_gpu {dataset_opt['batch_size_per_gpu']}, so no iteration would "
                     'run; lower batch_size_per_gpu or raise dataset_enlarge_ratio')
             total_epochs = math.ceil(total_iters / len(train_loader))
-            logger.info(f'Iterations per epoch (incomplete batches dropped): {len(train_loader)}; '
-                        f'epochs: {total_epochs}')
+            planned = (f'Iterations per epoch (incomplete batches dropped): {len(train_loader)}; '
+                       f'epochs: {total_epochs}; iters: {total_iters}.')
+            held.statistics = re.sub(f'{held.MARKER}.*', planned, held.statistics, flags=re.S) \
+                if held.statistics else planned
+        if held.statistics:
+            logger.info(held.statistics)
         return train_loader, train_sampler, val_loaders, total_epochs, total_iters
 
     return create
@@ -207,11 +250,6 @@ def _with_integer_quality(add_jpg_compression):
 
     add.__doc__ = add_jpg_compression.__doc__
     return add
-
-
-def normalize_launcher_args(argv):
-    """torch 2.x launchers pass ``--local-rank``; BasicSR's parser only knows ``--local_rank``."""
-    return [arg.replace('--local-rank', '--local_rank', 1) if arg.startswith('--local-rank') else arg for arg in argv]
 
 
 class CompatError(RuntimeError):
@@ -251,6 +289,8 @@ def apply():
     expect_code(degradations.add_jpg_compression, 'cv2.imencode', 'the JPEG quality')
     expect_code(basicsr.train.create_train_val_dataloader, 'num_iter_per_epoch = math.ceil(',
                 'the epochs of a training set with an incomplete last batch')
+    expect_code(basicsr.train.create_train_val_dataloader, _HeldStatistics.MARKER,
+                "the epoch count in BasicSR's training statistics")
 
     basicsr.train.load_resume_state = load_resume_state
     dist_util._init_dist_pytorch = _gpu_or_cpu(dist_util._init_dist_pytorch, _init_dist_pytorch_cpu)

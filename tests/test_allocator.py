@@ -1,13 +1,13 @@
-"""mh2f_plugin.cli.allocator: freed memory is reused without new page faults."""
+"""mh2f_plugin.utils.allocator: freed memory is reused without new page faults."""
 import pytest
 import subprocess
 import sys
 
-from conftest import REPO, subprocess_env
+from helpers import REPO, subprocess_env
 
 FAULTS = """
 import resource, sys, torch
-from mh2f_plugin.cli.allocator import keep_freed_memory
+from mh2f_plugin.utils.allocator import keep_freed_memory
 
 def faults():  # minor page faults of allocating, filling and freeing 48 MiB (above the 32 MiB mmap threshold)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

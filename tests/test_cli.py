@@ -6,126 +6,7 @@ import torch
 
 import mh2f_plugin
 from mh2f_plugin.cli.main import main
-from conftest import REPO, TORCHRUN, check_ok, run_basicsr, subprocess_env, write_yaml
-
-
-def tiny_network():
-    """A two-layer SRVGGNetCompact at scale 1: the network of the CLI tests."""
-    return {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 2, 'upscale': 1}
-
-
-def paired_folders(name, folder):
-    """A ``PairedImageDataset`` over ``folder/gt`` and ``folder/lq``."""
-    return {
-        'name': name,
-        'type': 'PairedImageDataset',
-        'dataroot_gt': str(folder / 'gt'),
-        'dataroot_lq': str(folder / 'lq'),
-        'io_backend': {
-            'type': 'disk'
-        }
-    }
-
-
-def train_options(name, data, total_iter=20, model_type='SRModel'):
-    """A tiny SRVGGNetCompact run on the paired test data, validating and saving at the end."""
-    return {
-        'name': name,
-        'model_type': model_type,
-        'scale': 1,
-        'num_gpu': 0,
-        'manual_seed': 0,
-        'datasets': {
-            'train':
-            dict(
-                paired_folders('tiny', data['train']),
-                gt_size=32,
-                use_hflip=True,
-                use_rot=False,
-                num_worker_per_gpu=0,
-                batch_size_per_gpu=2),
-            'val':
-            paired_folders('tiny_val', data['val']),
-        },
-        'network_g': tiny_network(),
-        'path': {
-            'pretrain_network_g': None,
-            'strict_load_g': True,
-            'resume_state': None
-        },
-        'train': {
-            'optim_g': {
-                'type': 'Adam',
-                'lr': 1e-3,
-                'betas': [0.9, 0.99]
-            },
-            'scheduler': {
-                'type': 'MultiStepLR',
-                'milestones': [10],
-                'gamma': 0.5
-            },
-            'total_iter': total_iter,
-            'warmup_iter': -1,
-            'pixel_opt': {
-                'type': 'L1Loss',
-                'loss_weight': 1.0,
-                'reduction': 'mean'
-            },
-        },
-        'val': {
-            'val_freq': 20,
-            'save_img': False,
-            'metrics': {
-                'psnr': {
-                    'type': 'calculate_psnr',
-                    'crop_border': 0,
-                    'test_y_channel': True
-                },
-                'ssim': {
-                    'type': 'calculate_ssim',
-                    'crop_border': 0,
-                    'test_y_channel': True
-                },
-            }
-        },
-        'logger': {
-            'print_freq': 10,
-            'save_checkpoint_freq': 20,
-            'use_tb_logger': True
-        },
-        'dist_params': {
-            'backend': 'nccl',
-            'port': 29500
-        },
-    }
-
-
-def eval_options(name, data, weights):
-    return {
-        'name': name,
-        'model_type': 'SRModel',
-        'scale': 1,
-        'num_gpu': 0,
-        'manual_seed': 0,
-        'datasets': {
-            'test_1': paired_folders('tiny_test', data['val'])
-        },
-        'network_g': tiny_network(),
-        'path': {
-            'pretrain_network_g': str(weights),
-            'strict_load_g': True,
-            'param_key_g': 'params'
-        },
-        'val': {
-            'save_img': True,
-            'metrics': {
-                'psnr': {
-                    'type': 'calculate_psnr',
-                    'crop_border': 0
-                }
-            }
-        },
-    }
+from helpers import REPO, TORCHRUN, check_ok, eval_options, run_basicsr, subprocess_env, train_options, write_yaml
 
 
 def read_logs(folder, prefix):
@@ -261,9 +142,54 @@ def test_unknown_command_is_refused(capsys):
 
 
 def test_test_options_need_no_training_keys(tmp_path, paired_data):
-    from mh2f_plugin.cli.options import OptionsError, check_options
+    from mh2f_plugin.utils.options import OptionsError, check_options
     torch.save({'params': {}}, tmp_path / 'w.pth')
     path = write_yaml(tmp_path / 'test.yml', eval_options('t', paired_data, tmp_path / 'w.pth'))
     assert check_options(str(path), is_train=False)[0]['network_g']['type'] == 'SRVGGNetCompact'
     with pytest.raises(OptionsError, match="missing key 'datasets:train'"):
         check_options(str(path), is_train=True)
+
+
+def test_help_lists_every_command_and_each_command_answers_help(capsys):
+    from mh2f_plugin.cli.main import COMMANDS
+    assert {module.NAME
+            for module in COMMANDS} == {'train', 'test', 'derain', 'lmdb', 'compare', 'convert-weights', 'zoo', 'list'}
+    with pytest.raises(SystemExit) as exit_info:
+        main(['--help'])
+    listing = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for module in COMMANDS:
+        summary = module.__doc__.split('\n', 1)[0]
+        assert re.search(rf'^ +{re.escape(module.NAME)}\s', listing, flags=re.M), module.NAME
+        assert summary.split()[0] in listing
+        with pytest.raises(SystemExit) as exit_info:
+            main([module.NAME, '--help'])
+        assert exit_info.value.code == 0
+        assert capsys.readouterr().out.startswith(f'usage: basicsr {module.NAME} ')
+
+
+@pytest.mark.parametrize('command', [['train'], ['test'], ['derain', 'in', 'out', '--weights', 'w.pth']])
+def test_options_file_is_spelled_as_basicsr_does_with_the_old_spelling_kept(capsys, command):
+    from mh2f_plugin.cli.main import build_parser
+    assert build_parser().parse_args(command + ['-opt', 'a.yml']).opt == 'a.yml'
+    assert 'deprecated' not in capsys.readouterr().err
+    assert build_parser().parse_args(command + ['--opt', 'a.yml']).opt == 'a.yml'
+    assert f'basicsr {command[0]}: note: --opt is deprecated and will be removed; write -opt' in capsys.readouterr().err
+
+
+def test_compare_takes_several_options_files_in_either_spelling(capsys):
+    from mh2f_plugin.cli.main import build_parser
+    args = build_parser().parse_args(['compare', '--data', 'd', '-opt', 'a.yml', '--opt', 'b.yml', '-opt', 'c.yml'])
+    assert args.opt == ['a.yml', 'b.yml', 'c.yml']
+    assert capsys.readouterr().err.count('note: --opt is deprecated') == 1
+
+
+def test_every_network_flag_takes_name_and_yaml_options(tmp_path, capsys):
+    from mh2f_plugin.cli.main import build_parser
+    parser = build_parser()
+    for command in (['compare', '--data', 'd'], ['derain', 'in', 'out', '--weights',
+                                                 'w'], ['convert-weights', 'a', 'b']):
+        args = parser.parse_args(command + ['--arch', 'PRN:{num_feat: 8}'])
+        assert args.arch in ('PRN:{num_feat: 8}', ['PRN:{num_feat: 8}'])
+    assert main(['convert-weights', str(tmp_path / 'a'), str(tmp_path / 'b.pth'), '--arch', 'PRN:{num_feats: 8}']) == 2
+    assert "--arch: PRN has no argument 'num_feats'; did you mean 'num_feat'?" in capsys.readouterr().err

@@ -10,9 +10,9 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from mh2f_plugin.archs.prenet_arch import PReNet
 from mh2f_plugin.archs.rescan_arch import RESCAN
-from mh2f_plugin.cli.compare import evaluate
+from mh2f_plugin.cli.commands.compare import evaluate
 from mh2f_plugin.cli.main import main
-from test_datasets import make_input_target
+from helpers import REPO, make_input_target
 
 
 def count(net):
@@ -84,7 +84,6 @@ def test_compare_untrained_networks_gives_complexity_and_speed(tmp_path, capsys)
 
 
 def test_compare_after_a_shared_short_training(tmp_path, monkeypatch):
-    from conftest import REPO
     make_input_target(tmp_path / 'data')
     (tmp_path / 'datasets').symlink_to(REPO / 'datasets')
     monkeypatch.chdir(tmp_path)
@@ -172,7 +171,7 @@ def test_weights_alone_make_a_row_and_the_figure_shows_every_method(tmp_path, ca
 
 
 def test_rainiest_crop_finds_the_rain():
-    from mh2f_plugin.cli.figure import rainiest_crop
+    from mh2f_plugin.utils.figure import rainiest_crop
     clean = np.full((60, 90, 3), 100, np.uint8)
     rainy = clean.copy()
     rainy[30:50, 60:80] = 250

@@ -78,9 +78,12 @@ def test_float_jpeg_quality_is_accepted():
 
 
 def test_local_rank_spelling_of_torch_launchers():
-    assert compat.normalize_launcher_args(['-opt', 'a.yml', '--local-rank=1', '--launcher',
-                                           'pytorch']) == ['-opt', 'a.yml', '--local_rank=1', '--launcher', 'pytorch']
-    assert compat.normalize_launcher_args(['--local-rank', '0']) == ['--local_rank', '0']
+    """torch's launchers pass ``--local-rank``; BasicSR's parser knows only ``--local_rank``."""
+    from mh2f_plugin.cli.main import build_parser
+    from mh2f_plugin.cli.pipeline import basicsr_argv
+    args = build_parser().parse_args(['train', '-opt', 'a.yml', '--local-rank=1', '--launcher', 'pytorch'])
+    assert basicsr_argv(args) == ['-opt', 'a.yml', '--launcher', 'pytorch', '--local_rank', '1']
+    assert build_parser().parse_args(['test', '-opt', 'a.yml', '--local-rank', '0']).local_rank == 0
 
 
 def test_test_mode_options_get_an_empty_suffix(tmp_path, monkeypatch):

@@ -1,5 +1,4 @@
 """PairedDerainDataset on every layout, bad inputs, crops; RainSynthesisDataset; image decoding."""
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -10,26 +9,7 @@ from mh2f_plugin.data.image_io import ImageReadError, read_image
 from mh2f_plugin.data.layouts import LayoutError
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
 from mh2f_plugin.errors import DatasetError, InvalidOption
-from conftest import photo
-
-OFFSET = 3  # rainy = clean + OFFSET grey levels, so a wrong partner shows in the pixels
-
-
-def write(path, img):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), img)
-    return path
-
-
-def clean_image(ident, size=40):
-    """A flat image whose grey level encodes ``ident``."""
-    return np.full((size, size, 3), 10 * ident, np.uint8)
-
-
-def write_pair(lq_path, gt_path, ident):
-    write(gt_path, clean_image(ident))
-    write(lq_path, clean_image(ident) + OFFSET)
+from helpers import OFFSET, clean_image, make_input_target, make_rain200, photo, write, write_pair
 
 
 def dataset(root, phase='val', **options):
@@ -53,19 +33,9 @@ def assert_correctly_paired(ds, count):
         assert torch.allclose(lq - gt, torch.full_like(lq, OFFSET), atol=1.5), (item['lq_path'], item['gt_path'])
 
 
-def make_rain200(root, x2=True):
-    for i in (1, 2, 10):
-        write_pair(root / ('rain/X2' if x2 else 'rain') / f'norain-{i}x2.png', root / 'norain' / f'norain-{i}.png', i)
-
-
 def make_rain200_renamed(root):
     for i in (1, 2, 3):
         write_pair(root / 'input' / f'rain-{i}.png', root / 'groundtruth' / f'norain-{i}.png', i)
-
-
-def make_input_target(root):
-    for i, name in enumerate(['a', 'b_2', 'c'], 1):
-        write_pair(root / 'input' / f'{name}.png', root / 'target' / f'{name}.bmp', i)
 
 
 def make_rain100(root):

@@ -8,15 +8,13 @@ import pytest
 import re
 import torch
 from PIL import Image
-from test_cli import train_options
 
 from mh2f_plugin import compat
 from mh2f_plugin.cli.main import main
-from mh2f_plugin.cli.options import check_options, with_prepared_options
 from mh2f_plugin.data import image_io, lmdb_store
 from mh2f_plugin.data.image_io import ImageReadError, decode_raw
-from conftest import photo, run_basicsr, write_yaml
-from test_datasets import make_input_target, write
+from mh2f_plugin.utils.options import check_options, with_prepared_options
+from helpers import eval_options, make_input_target, photo, run_basicsr, train_options, write, write_yaml
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +22,8 @@ def fresh_basicsr_logger():
     """BasicSR's logger keeps the stream it was first set up with; pytest replaces stderr per test."""
     import logging
     from basicsr.utils import logger
+    for handler in logging.getLogger('basicsr').handlers:
+        handler.close()
     logging.getLogger('basicsr').handlers.clear()
     logger.initialized_logger.pop('basicsr', None)
 
@@ -91,6 +91,8 @@ def test_training_runs_total_iter_when_the_last_batch_of_an_epoch_is_dropped(tmp
     assert main(['train', '-opt', str(write_yaml(tmp_path / 'uneven.yml', options))]) == 0
     log = next((tmp_path / 'experiments' / 'uneven').glob('train_*.log')).read_text()
     assert 'Iterations per epoch (incomplete batches dropped): 1; epochs: 10' in log
+    assert 'Require iter number per epoch' not in log, "BasicSR's wrong count reached the log"
+    assert 'Number of train images: 4' in log, "BasicSR's statistics are kept"
     assert re.findall(r'iter: +(\d+),', log)[-1] == '10'
 
 
@@ -182,7 +184,6 @@ def test_a_dataset_error_in_a_dataloader_worker_is_one_line(tmp_path, paired_dat
 
 
 def test_a_bad_weights_file_in_basicsr_test_is_one_line(tmp_path, capsys, paired_data, monkeypatch):
-    from test_cli import eval_options
     (tmp_path / 'w.pth').write_text('not weights')
     monkeypatch.chdir(tmp_path)
     options = write_yaml(tmp_path / 't.yml', eval_options('t', paired_data, tmp_path / 'w.pth'))
@@ -218,18 +219,18 @@ def test_non_ascii_names_get_keys_basicsr_reads(tmp_path):
     assert [tuple(item['lq'].shape) for item in dataset] == [(3, 20, 24)] * 3  # BasicSR's reader encodes as ASCII
 
 
-@pytest.mark.parametrize('crash_in', ['_write_atomically', 'rename'])
+@pytest.mark.parametrize('crash_in', ['write_text_atomically', 'rename'])
 def test_a_conversion_killed_at_its_start_or_end_is_finished_by_a_rerun(tmp_path, monkeypatch, crash_in):
     src = tmp_path / 'src'
     make_input_target(src)
     out = tmp_path / 'out'
-    real = lmdb_store._write_atomically if crash_in == '_write_atomically' else os.rename
+    real = lmdb_store.write_text_atomically if crash_in == 'write_text_atomically' else os.rename
 
     def crash_once(*args):
-        monkeypatch.setattr(lmdb_store if crash_in == '_write_atomically' else lmdb_store.os, crash_in, real)
+        monkeypatch.setattr(lmdb_store if crash_in == 'write_text_atomically' else lmdb_store.os, crash_in, real)
         raise KeyboardInterrupt  # as a kill at this point
 
-    monkeypatch.setattr(lmdb_store if crash_in == '_write_atomically' else lmdb_store.os, crash_in, crash_once)
+    monkeypatch.setattr(lmdb_store if crash_in == 'write_text_atomically' else lmdb_store.os, crash_in, crash_once)
     assert main(['lmdb', str(src), str(out), '--workers', '1']) == 130  # interrupted
     assert not out.exists(), 'nothing may look complete'
     assert main(['lmdb', str(src), str(out), '--workers', '1']) == 0
@@ -301,7 +302,7 @@ def derain(*args):
     (['--pad-multiple', '-3'], '--pad-multiple must be a positive integer, got -3'),
     (['--device', 'gpu7'], "--device 'gpu7': not a device"),
     (['--device', 'cuda:5'], '--device cuda:5: no such CUDA device on this machine'),
-    (['--arch', 'PRNN'], "--arch PRNN: unknown arch; did you mean 'PRN'?"),
+    (['--arch', 'PRNN'], "--arch: unknown arch 'PRNN'; did you mean 'PRN'?"),
     (['--arch', 'PRN', '--arch-opt', '{num_feats: 4}'], "--arch-opt: PRN has no argument 'num_feats'; did you mean "
      "'num_feat'?"),
     (['--arch', 'PRN', '--arch-opt', '{recurrent: tree}'], "--arch-opt: PRN: recurrent must be one of"),
@@ -422,12 +423,12 @@ def test_compat_fails_loudly_when_basicsr_is_not_what_it_expects():
 
 
 def test_bugs_keep_their_traceback(monkeypatch):
-    from mh2f_plugin.cli import main as cli_main
+    from mh2f_plugin.cli.commands import list_registered
 
-    def broken(argv):
+    def broken(args):
         raise KeyError('a bug of ours')
 
-    monkeypatch.setitem(cli_main.COMMANDS, 'list', ('', broken))
+    monkeypatch.setattr(list_registered, 'run', broken)
     with pytest.raises(KeyError, match='a bug of ours'):
         main(['list'])
 

@@ -46,7 +46,7 @@ def test_tiles_equal_the_whole_image_for_networks_without_global_pooling(net):
 
 def test_tiled_default_mh2fnet_stays_within_the_stated_bound():
     """HADB's channel attention pools over each tile, so tiles of the default network (N = 8) never see
-    the whole image's statistics: the README states the bound measured here (5e-4 at tile 128,
+    the whole image's statistics: docs/inference.md states the bound measured here (5e-4 at tile 128,
     overlap 64 or 96, on a 256x256 photograph), and this test holds it to 1e-3."""
     import cv2
     from skimage import data as skdata
@@ -188,7 +188,7 @@ def test_amp_and_channels_last_take_effect_in_training_and_test(tmp_path, extra,
 
 
 def test_auto_numerics_resolve_as_documented_on_this_machine(tmp_path, monkeypatch):
-    """README and mh2f_plugin/models/numerics.py: bf16 on CPUs with a bf16 unit, channels-last per
+    """docs/numerics.md and mh2f_plugin/models/numerics.py: bf16 on CPUs with a bf16 unit, channels-last per
     family on CPUs; on CUDA float32 from compute capability 8.0 on (measured faster), fp16 on 7.x."""
     from mh2f_plugin.models import numerics
     capabilities = torch.cpu.get_capabilities()

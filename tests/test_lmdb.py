@@ -14,8 +14,7 @@ from mh2f_plugin.data import lmdb_store
 from mh2f_plugin.data.layouts import LayoutError, Pair, find_pairs
 from mh2f_plugin.data.lmdb_store import LmdbError
 from mh2f_plugin.errors import DatasetError
-from conftest import BASICSR, check_ok, photo, run_basicsr, subprocess_env
-from test_datasets import make_rain200, write
+from helpers import BASICSR, check_ok, make_rain200, photo, run_basicsr, subprocess_env, write
 
 
 def make_rain1400_photos(root):

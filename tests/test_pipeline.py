@@ -12,7 +12,7 @@ from basicsr.utils import img2tensor, tensor2img
 
 from mh2f_plugin.archs.mh2f_arch import MH2FNet
 from mh2f_plugin.models.inference import tiled_forward
-from conftest import BASICSR, REPO, check_ok, photo, run_basicsr, subprocess_env
+from helpers import BASICSR, REPO, check_ok, photo, run_basicsr, subprocess_env
 
 SHORT_DEMO = [
     '--force_yml', 'train:total_iter=4', 'val:val_freq=4', 'logger:save_checkpoint_freq=4', 'logger:print_freq=2',
@@ -32,7 +32,7 @@ def demo_run(tmp_path_factory):
 @pytest.mark.parametrize('recipe', sorted(p.name for p in (REPO / 'options').glob('*.yml')))
 def test_recipes_default_to_the_fastest_numerics(recipe):
     """Every recipe leaves amp and channels-last to ``auto``, except those that reproduce published
-    numbers, which compute in float32 as their authors did (README: Training recipes)."""
+    numbers, which compute in float32 as their authors did (docs/training.md: Recipes)."""
     options = yaml.safe_load((REPO / 'options' / recipe).read_text())
     reproduces = recipe.startswith('test_') and not recipe.startswith('test_mh2f')  # published weights
     assert options['amp'] == (None if reproduces else 'auto')
@@ -84,8 +84,9 @@ def test_derain_keeps_odd_sizes_with_tiles_and_side_by_side(demo_run, tmp_path):
         'derain', photos / 'a.jpg', single, '--weights', weights, '--channels-last', '--arch-opt',
         '{num_feat: 16, num_blocks: 4}'
     ]
-    check_ok(run_basicsr(command, cwd=tmp_path))
+    result = check_ok(run_basicsr(command, cwd=tmp_path))
     assert cv2.imread(str(single)).shape == (37, 53, 3)
+    assert "note: --arch-opt is deprecated and will be removed; write --arch 'NAME:{options}'" in result.stderr
 
 
 def test_derain_errors_name_the_file(demo_run, tmp_path):

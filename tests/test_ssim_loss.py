@@ -7,7 +7,7 @@ from basicsr.metrics import calculate_ssim
 from skimage.metrics import structural_similarity
 
 from mh2f_plugin.losses.ssim_loss import L1SSIMLoss, SSIMLoss, ssim_map
-from conftest import noisy, photo
+from helpers import noisy, photo
 
 
 def to_tensor(img):

@@ -13,11 +13,7 @@ from mh2f_plugin.weights import zoo
 from mh2f_plugin.weights.checkpoint import read_weights
 from mh2f_plugin.weights.loader import load_network
 import official_layouts
-from conftest import REPO, check_ok, photo, run_basicsr
-
-REALDATA = REPO.parent / 'shared' / 'realdata'
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / 'weights').is_dir(), reason=f'{REALDATA} (official weights and Rain10H) is not on this machine')
+from helpers import REALDATA, REPO, check_ok, needs_realdata, photo, run_basicsr
 
 
 @pytest.mark.parametrize('make, expected', [

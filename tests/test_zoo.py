@@ -11,8 +11,7 @@ import yaml
 from mh2f_plugin.cli.main import main
 from mh2f_plugin.weights import zoo
 import official_layouts
-from conftest import REPO, check_ok, photo, run_basicsr, write_yaml
-from test_weights import REALDATA, needs_realdata
+from helpers import REALDATA, REPO, check_ok, make_input_target, needs_realdata, photo, run_basicsr, write_yaml
 
 COMMIT = '0' * 40
 
@@ -131,7 +130,6 @@ def test_zoo_names_work_in_derain_compare_and_pretrain_network_g(synthetic_zoo, 
     cv2.imwrite(str(tmp_path / 'street.png'), photo(2, (23, 31)))
     assert main(['derain', str(tmp_path / 'street.png'), str(tmp_path / 'out.png'), '--weights', 'tiny-prn']) == 0
     assert cv2.imread(str(tmp_path / 'out.png')).shape == (23, 31, 3)
-    from test_datasets import make_input_target
     make_input_target(tmp_path / 'data')
     assert main([
         'compare', '--weights', 'tiny-prn', '--data',
@@ -171,7 +169,7 @@ def test_download_of_the_real_official_files(tmp_path, monkeypatch):
 
 
 def test_zoo_list_renders_the_catalogue():
-    from mh2f_plugin.cli.zoo import catalogue_table
+    from mh2f_plugin.cli.commands.zoo import catalogue_table
     table = catalogue_table()
     assert table.count('\n') == len(zoo.catalogue()) + 1
     assert '| `prenet6-rain100h` | PReNet | ' in table and 'Rain100H 29.46/0.899' in table
@@ -179,6 +177,6 @@ def test_zoo_list_renders_the_catalogue():
         assert item.relative_path.count('/') >= 2 and len(item.sha256) == 64
 
 
-def test_the_readme_shows_the_catalogue_as_zoo_list_prints_it():
-    from mh2f_plugin.cli.zoo import catalogue_table
-    assert catalogue_table() in (REPO / 'README.md').read_text(encoding='utf-8')
+def test_the_manual_shows_the_catalogue_as_zoo_list_prints_it():
+    from mh2f_plugin.cli.commands.zoo import catalogue_table
+    assert catalogue_table() in (REPO / 'docs' / 'weights.md').read_text(encoding='utf-8')

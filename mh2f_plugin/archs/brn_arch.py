@@ -54,8 +54,8 @@ class BRN(nn.Module):
         if num_iters < 1:
             raise InvalidOption(f'BRN: num_iters must be at least 1, got {num_iters}')
         self.num_iters, self.num_feat = num_iters, num_feat
-        self.rain = _Stream(2 * num_in_ch, num_in_ch, num_feat, num_res_rain)
-        self.image = _Stream(3 * num_in_ch, num_in_ch, num_feat, num_res)
+        self.rain = _Stream(2 * num_in_ch, num_in_ch, num_feat, num_res=num_res_rain)
+        self.image = _Stream(3 * num_in_ch, num_in_ch, num_feat, num_res=num_res)
 
     def forward(self, rainy):
         batch, _, height, width = rainy.shape

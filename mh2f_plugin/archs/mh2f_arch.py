@@ -69,7 +69,7 @@ class MHEB(nn.Module):
         super().__init__()
 
         def dcr():
-            return DCRBlock(num_feat, dcr_layers, growth, act)
+            return DCRBlock(num_feat, dcr_layers, growth, act=act)
 
         self.top_down = nn.ModuleList([dcr(), dcr(), dcr()])
         self.down = nn.ModuleList([_downsample(downsample, num_feat), _downsample(downsample, num_feat)])
@@ -246,7 +246,8 @@ class MH2FNet(nn.Module):
         self.global_residual = global_residual
 
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
-        self.blocks = nn.ModuleList(MHEB(num_feat, dcr_layers, growth, act, downsample) for _ in range(num_blocks))
+        self.blocks = nn.ModuleList(
+            MHEB(num_feat, dcr_layers, growth, act=act, downsample=downsample) for _ in range(num_blocks))
         if hierarchy_fusion == 'hadb':
             self.hierarchy = HADB(num_feat, num_blocks - 1, attention_reduction)
         else:

@@ -41,10 +41,9 @@ def rain_streak_kernel(size, length, inner, std):
 def rain_kernels(num_in_ch, num_m, size=KERNEL_SIZE):
     """``(num_in_ch, num_m, size, size)`` initial rain kernels: the first 12 thin streaks of
     growing length, the rest wider ones (the authors' initialisation), one set per channel."""
-    kernels = [
-        rain_streak_kernel(size, 2.5 + i / 4, 0.1, 0.25) if i <= 12 else rain_streak_kernel(size, 2 + i / 4, 0.2, 0.5)
-        for i in range(1, num_m + 1)
-    ]
+    thin = [rain_streak_kernel(size, 2.5 + i / 4, 0.1, std=0.25) for i in range(1, min(num_m, 12) + 1)]
+    wide = [rain_streak_kernel(size, 2 + i / 4, 0.2, std=0.5) for i in range(13, num_m + 1)]
+    kernels = thin + wide
     return torch.tensor(np.stack(kernels), dtype=torch.float32).expand(num_in_ch, -1, -1, -1).clone()
 
 
@@ -114,11 +113,12 @@ class RCDNet(nn.Module):
         rain_residual = F.relu(rainy - background - self.tau)
         maps = self.prox_m[0](F.conv_transpose2d(rain_residual, self.kernel_init / 10, padding=KERNEL_SIZE // 2))
         rain = self._rain(maps, self.kernel)
-        background, dual, out = self._background_step(0, background, dual, rain, rainy, self.eta_b_init)
+        background, dual, out = self._background_step(0, background, dual, rain=rain, rainy=rainy, eta=self.eta_b_init)
         for stage in range(1, len(self.prox_m)):
             error = rain - (rainy - background)
             gradient = F.conv_transpose2d(error, self.kernel / 10, padding=KERNEL_SIZE // 2)
             maps = self.prox_m[stage](maps - self.eta_m[stage - 1] / 10 * gradient)
             rain = self._rain(maps, self.kernel)
-            background, dual, out = self._background_step(stage, background, dual, rain, rainy, self.eta_b[stage - 1])
+            background, dual, out = self._background_step(
+                stage, background, dual, rain=rain, rainy=rainy, eta=self.eta_b[stage - 1])
         return self.prox_b_final(out)[:, :self.num_in_ch] / self.img_range

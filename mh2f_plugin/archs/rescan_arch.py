@@ -78,7 +78,8 @@ class RESCAN(nn.Module):
         self.num_stages, self.frame = num_stages, frame
         dilations = [1] + [2**i for i in range(depth - 3)]
         self.layers = nn.ModuleList(
-            ConvGRULayer(num_in_ch if i == 0 else num_feat, num_feat, d, se_hidden) for i, d in enumerate(dilations))
+            ConvGRULayer(num_in_ch if i == 0 else num_feat, num_feat, d, se_hidden=se_hidden)
+            for i, d in enumerate(dilations))
         self.decoder = nn.Sequential(
             nn.Conv2d(num_feat, num_feat, 3, 1, 1), SqueezeExcitation(num_feat, se_hidden), nn.LeakyReLU(0.2),
             nn.Conv2d(num_feat, num_in_ch, 1))

@@ -16,6 +16,7 @@ import struct
 from PIL import Image
 
 from mh2f_plugin.errors import UserError
+from mh2f_plugin.utils.atomic_write import write_bytes_atomically
 
 JPEG_START, JPEG_END = b'\xff\xd8', b'\xff\xd9'
 PNG_END = b'IEND\xaeB`\x82'
@@ -171,12 +172,7 @@ def write_image(path, img):
         raise ImageWriteError(f'{path}: cannot encode as {extension} ({error.err})') from error
     if not ok:
         raise ImageWriteError(f'{path}: cannot encode as {extension}')
-    partial = f'{path}.partial'
     try:
-        with open(partial, 'wb') as f:
-            f.write(buffer.tobytes())
-        os.replace(partial, path)
+        write_bytes_atomically(path, buffer.tobytes())
     except OSError as error:
-        if os.path.exists(partial):
-            os.remove(partial)
         raise ImageWriteError(f'{path}: cannot write: {error.strerror}') from error

@@ -2,7 +2,7 @@
 
 A folder layout is a rainy folder, a clean folder and a rule that turns a rainy file's stem (its
 name without extension) into its clean partner's stem. Pairing indexes the clean folder by stem
-once and looks each rainy image up (linear in the number of files). ``datasets/README.md``
+once and looks each rainy image up (linear in the number of files). ``docs/datasets.md``
 shows the tree of every layout. SPA-Data's list files and Rain800's side-by-side images have
 their own readers here.
 """
@@ -175,6 +175,7 @@ def pair_side_by_side(root):
 
 def find_pairs(root,
                layout='auto',
+               *,
                list_file=None,
                allow_missing=False,
                lq_folder=None,
@@ -214,5 +215,5 @@ def find_pairs(root,
                 failures.append(f'  {candidate.name}: {error}')
     if failures:
         raise LayoutError(f'{root}: no layout pairs every rainy image:\n' + '\n'.join(failures))
-    raise LayoutError(f'{root}: no known layout found (see datasets/README.md); expected e.g. input/ + target/, '
+    raise LayoutError(f'{root}: no known layout found (see docs/datasets.md); expected e.g. input/ + target/, '
                       'rain/X2/ + norain/, rainy_image/ + ground_truth/, or set layout: regex')

@@ -28,11 +28,11 @@ from urllib.parse import quote
 from mh2f_plugin.data.image_io import ImageReadError, decode_raw, read_bytes, to_float_bgr
 from mh2f_plugin.data.layouts import Pair, read_records
 from mh2f_plugin.errors import DatasetError, OptionsError
+from mh2f_plugin.utils.atomic_write import PARTIAL_SUFFIX, write_text_atomically
 
 PAIRS_FILE = 'pairs.txt'
 META_FILE = 'meta_info.txt'
 DATABASES = ('lq', 'gt')
-PARTIAL_SUFFIX = '.partial'
 SETTINGS_FILE = 'conversion.json'
 PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> channels
 MAP_SIZE_MARGIN = 64 * 2**20
@@ -128,7 +128,7 @@ def image_key(root, path):
     return quote(relative.replace(os.sep, '/'), safe=KEY_SAFE)
 
 
-def plan_entries(root, pairs, layout, rainy_half=None, basicsr_compatible=False):
+def plan_entries(root, pairs, layout, *, rainy_half=None, basicsr_compatible=False):
     """The images to store and the ``(lq_key, gt_key)`` pairs.
 
     Each clean image is stored once unless ``basicsr_compatible``, where the clean database
@@ -227,12 +227,6 @@ def _open_databases(work, entries, headers):
     return {name: open_database(database_path(work, name), map_size=sizes[name]) for name in DATABASES}
 
 
-def _write_atomically(path, text):
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-        f.write(text)
-    os.replace(path + '.tmp', path)
-
-
 def _resume_or_start(work, settings):
     """Prepares the staging folder ``work``: kept when an interrupted run with the same settings
     left it, started afresh when it has no settings file (killed before any image was stored)."""
@@ -249,12 +243,13 @@ def _resume_or_start(work, settings):
             raise OptionsError(f'{work}: an interrupted conversion with other settings is there; remove it first')
         return
     os.makedirs(work)
-    _write_atomically(settings_path, json.dumps(settings))
+    write_text_atomically(settings_path, json.dumps(settings))
 
 
 def write_lmdb(root,
                out,
                pairs,
+               *,
                layout,
                rainy_half=None,
                basicsr_compatible=False,
@@ -266,7 +261,7 @@ def write_lmdb(root,
     number of images encoded by this run (a rerun after an interruption encodes only the rest)."""
     if os.path.exists(out) and not overwrite:
         raise OptionsError(f'{out}: already exists; pass --overwrite to replace it')
-    entries, pair_keys = plan_entries(root, pairs, layout, rainy_half, basicsr_compatible)
+    entries, pair_keys = plan_entries(root, pairs, layout, rainy_half=rainy_half, basicsr_compatible=basicsr_compatible)
     headers = {path: image_header(path) for path in {entry.path for entry in entries}}
     check_pair_sizes(entries, pair_keys, headers)
     work = out.rstrip(os.sep) + PARTIAL_SUFFIX
@@ -284,11 +279,12 @@ def write_lmdb(root,
         with envs[entry.database].begin() as txn:
             if txn.get(entry.key.encode()) is None:
                 todo.append((entry, compress_level))
-    _store(envs, todo, workers, progress)
+    _store(envs, todo, workers=workers, progress=progress)
     for name, env in envs.items():
-        _write_meta_info(env, [e.key for e in entries if e.database == name], database_path(work, name), compress_level)
+        keys = [e.key for e in entries if e.database == name]
+        _write_meta_info(env, keys, database_path(work, name), compress_level=compress_level)
         env.close()
-    _write_atomically(os.path.join(work, PAIRS_FILE), ''.join(f'{lq} {gt}\n' for lq, gt in pair_keys))
+    write_text_atomically(os.path.join(work, PAIRS_FILE), ''.join(f'{lq} {gt}\n' for lq, gt in pair_keys))
     if os.path.exists(out):
         shutil.rmtree(out)
     os.rename(work, out)  # the settings file goes along and is removed last: any crash up to here reruns
@@ -296,7 +292,7 @@ def write_lmdb(root,
     return len(todo)
 
 
-def _store(envs, todo, workers, progress):
+def _store(envs, todo, *, workers, progress):
     """Encodes ``todo`` in ``workers`` processes and commits every ``COMMIT_EVERY`` images."""
     txns = {name: env.begin(write=True) for name, env in envs.items()}
     with Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
@@ -312,12 +308,12 @@ def _store(envs, todo, workers, progress):
         txn.commit()
 
 
-def _write_meta_info(env, keys, db_path, compress_level):
+def _write_meta_info(env, keys, db_path, *, compress_level):
     with env.begin() as txn:
         lines = [
             f'{key}.png ({",".join(map(str, png_shape(txn.get(key.encode()))))}) {compress_level}\n' for key in keys
         ]
-    _write_atomically(os.path.join(db_path, META_FILE), ''.join(lines))
+    write_text_atomically(os.path.join(db_path, META_FILE), ''.join(lines))
 
 
 def verify_lmdb(root, progress=True):

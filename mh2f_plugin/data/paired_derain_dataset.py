@@ -26,7 +26,7 @@ class PairedDerainDataset(data.Dataset):
     Options (BasicSR's dataset keys where they exist):
         dataroot (str): the dataset folder as downloaded, or the output of ``basicsr lmdb``.
         io_backend (dict): ``{type: disk}`` or ``{type: lmdb}``.
-        layout (str): ``auto`` (default) or a name from ``datasets/README.md``.
+        layout (str): ``auto`` (default) or a name from ``docs/datasets.md``.
         list_file, allow_missing: SPA-Data list files (``layout: spa_list``).
         lq_folder, gt_folder, pattern, replacement: ``layout: regex``.
         rainy_half (str): ``left`` or ``right``, for ``layout: side_by_side`` (Rain800).
@@ -55,10 +55,15 @@ class PairedDerainDataset(data.Dataset):
             self.io_backend_opt['db_paths'] = [lmdb_store.database_path(self.root, n) for n in lmdb_store.DATABASES]
             self.io_backend_opt['client_keys'] = list(lmdb_store.DATABASES)
         elif self.io_backend_opt['type'] == 'disk':
-            self.layout, self.pairs, missing = find_pairs(self.root, opt.get('layout', 'auto'), opt.get('list_file'),
-                                                          opt.get('allow_missing', False), opt.get('lq_folder'),
-                                                          opt.get('gt_folder'), opt.get('pattern'),
-                                                          opt.get('replacement', r'\1'))
+            self.layout, self.pairs, missing = find_pairs(
+                self.root,
+                opt.get('layout', 'auto'),
+                list_file=opt.get('list_file'),
+                allow_missing=opt.get('allow_missing', False),
+                lq_folder=opt.get('lq_folder'),
+                gt_folder=opt.get('gt_folder'),
+                pattern=opt.get('pattern'),
+                replacement=opt.get('replacement', r'\1'))
             if missing:
                 get_root_logger().warning(f'{self.root}: skipped {len(missing)} listed pair(s) with missing files, '
                                           f'e.g. {missing[0]}')

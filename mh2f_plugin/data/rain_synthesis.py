@@ -69,8 +69,14 @@ def rain_layer(height, width, rng, density, length, width_px, angle):
 def add_rain(clean, rng, ranges=None):
     """``clean`` ``(H, W, 3)`` float32 in [0, 1] -> the rainy image, same shape; ``rng`` a numpy Generator."""
     params = sample_parameters(rng, check_ranges(ranges))
-    layer = rain_layer(clean.shape[0], clean.shape[1], rng, params['density'], params['length'], params['width'],
-                       params['angle'])[..., None] * params['brightness']
+    layer = rain_layer(
+        clean.shape[0],
+        clean.shape[1],
+        rng,
+        density=params['density'],
+        length=params['length'],
+        width_px=params['width'],
+        angle=params['angle'])[..., None] * params['brightness']
     rainy = 1 - (1 - clean) * (1 - layer)
     if params['haze'] > 0:
         rainy = rainy * (1 - params['haze']) + params['haze'] * rng.uniform(*AIRLIGHT)

@@ -41,7 +41,7 @@ def ssim_map(img1, img2, window_size=11, sigma=1.5, data_range=1.0, k1=0.01, k2=
         x, y = img1.to(dtype), img2.to(dtype)
         channels = x.shape[1]
         stats = torch.cat([x, y, x * x, y * y, x * y], 1)
-        window = gaussian_window(window_size, sigma, dtype, x.device)
+        window = gaussian_window(window_size, sigma, dtype, device=x.device)
         groups = stats.shape[1]
         stats = F.conv2d(stats, window.view(1, 1, -1, 1).expand(groups, 1, -1, 1), groups=groups)
         stats = F.conv2d(stats, window.view(1, 1, 1, -1).expand(groups, 1, 1, -1), groups=groups)
@@ -78,7 +78,7 @@ class SSIMLoss(nn.Module):
         self.window_size, self.sigma, self.data_range = window_size, sigma, data_range
 
     def forward(self, pred, target, weight=None, **kwargs):
-        dissimilarity = 1 - ssim_map(pred, target, self.window_size, self.sigma, self.data_range)
+        dissimilarity = 1 - ssim_map(pred, target, self.window_size, sigma=self.sigma, data_range=self.data_range)
         if weight is not None:
             border = (self.window_size - 1) // 2
             height, width = weight.shape[-2:]
@@ -106,7 +106,7 @@ class L1SSIMLoss(nn.Module):
         self.loss_weight = loss_weight
         self.lambda_ssim = lambda_ssim
         self.reduction = _check_reduction(reduction, ('mean', 'sum'))
-        self.ssim = SSIMLoss(1.0, reduction, window_size, sigma, data_range)
+        self.ssim = SSIMLoss(1.0, reduction, window_size, sigma=sigma, data_range=data_range)
 
     def forward(self, pred, target, weight=None, **kwargs):
         dtype = torch.promote_types(pred.dtype, torch.float32)

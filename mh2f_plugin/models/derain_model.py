@@ -72,7 +72,7 @@ class DerainModel(SRModel):
         self.amp_dtype = AMP_DTYPES[amp]
         self.channels_last, cl_reason = resolve_channels_last(
             opt.get('channels_last', AUTO), (opt.get('network_g') or {}).get('type'), device)
-        get_root_logger().info(describe(amp, amp_reason, self.channels_last, cl_reason))
+        get_root_logger().info(describe(amp, amp_reason, self.channels_last, cl_reason=cl_reason))
         super().__init__(opt)
         if opt.get('is_train') and opt.get('rank', 0) == 0:
             remove_staging_folders(opt['path'])
@@ -81,7 +81,7 @@ class DerainModel(SRModel):
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """BasicSR's ``load_network`` for BasicSR checkpoints, official files and zoo names alike."""
-        source = load_weights_into(self.get_bare_model(net), load_path, strict, param_key)
+        source = load_weights_into(self.get_bare_model(net), load_path, strict, param_key=param_key)
         get_root_logger().info(f'Loading {type(self.get_bare_model(net)).__name__} model from {load_path} ({source}).')
 
     def model_to_device(self, net):
@@ -152,8 +152,13 @@ class DerainModel(SRModel):
         was_training = net.training
         net.eval()
         with torch.no_grad(), self.autocast():
-            output = restore(net, self.lq, val_opt.get('tile'), val_opt.get('tile_overlap', 32), multiple,
-                             val_opt.get('self_ensemble', False))
+            output = restore(
+                net,
+                self.lq,
+                val_opt.get('tile'),
+                tile_overlap=val_opt.get('tile_overlap', 32),
+                multiple=multiple,
+                ensemble=val_opt.get('self_ensemble', False))
         self.output = output.float()
         net.train(was_training)
 
@@ -170,7 +175,7 @@ class DerainModel(SRModel):
         try:
             paths.update(staging)
             super().save(epoch, current_iter)
-            self._check_saved(staging, final, current_iter, errors.messages)
+            self._check_saved(staging, final, current_iter, messages=errors.messages)
         except BaseException:
             for folder in staging.values():
                 shutil.rmtree(folder, ignore_errors=True)

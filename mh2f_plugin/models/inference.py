@@ -50,8 +50,8 @@ def tile_spans(size, tile, overlap, multiple):
 
 def tiled_forward(net, img, tile, overlap, multiple=1):
     """``net(img)`` computed tile by tile (``tile`` pixels square, ``overlap`` pixels shared)."""
-    rows = tile_spans(img.shape[-2], tile, overlap, multiple)
-    cols = tile_spans(img.shape[-1], tile, overlap, multiple)
+    rows = tile_spans(img.shape[-2], tile, overlap, multiple=multiple)
+    cols = tile_spans(img.shape[-1], tile, overlap, multiple=multiple)
     out = None
     for top, bottom, own_top, own_bottom in rows:
         for left, right, own_left, own_right in cols:
@@ -81,7 +81,7 @@ def restore(net, img, tile=None, tile_overlap=32, multiple=1, ensemble=False):
 
     def forward(x):
         if tile:
-            return tiled_forward(net, x, tile, tile_overlap, multiple)
+            return tiled_forward(net, x, tile, overlap=tile_overlap, multiple=multiple)
         return pad_forward(net, x, multiple)
 
     return self_ensemble(forward, img) if ensemble else forward(img)

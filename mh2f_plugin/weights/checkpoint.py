@@ -16,6 +16,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from dataclasses import dataclass
 
 from mh2f_plugin.errors import WeightsError
+from mh2f_plugin.utils.atomic_write import atomic_path
 from mh2f_plugin.weights import official
 
 PARAM_KEYS = ('params_ema', 'params')
@@ -152,14 +153,11 @@ def build_loaded(path, weights, network_opt):
 
 def save_atomically(obj, path):
     """``torch.save`` to a temporary file beside ``path``, renamed into place only when complete."""
-    partial = f'{path}.partial'
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        torch.save(obj, partial)
-        os.replace(partial, path)
+        with atomic_path(path) as partial:
+            torch.save(obj, partial)
     except OSError as error:
-        if os.path.exists(partial):
-            os.remove(partial)
         raise WeightsError(f'{path}: cannot write: {error.strerror or error}') from error
 
 

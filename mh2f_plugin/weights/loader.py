@@ -34,5 +34,5 @@ def load_weights_into(net, spec, strict=True, param_key=None, zoo_folder=None):
     """Loads the weights ``spec`` into the built ``net``; returns the format they were read from."""
     path, _ = resolve(spec, zoo_folder)
     weights = read_weights(path, param_key)
-    load_into(net, weights, path, strict)
+    load_into(net, weights, path, strict=strict)
     return weights.source

@@ -64,14 +64,15 @@ def _zero_based(state, marker):
     return {pattern.sub(lambda m: f'{marker}.{int(m.group(1)) - 1}', key): value for key, value in state.items()}
 
 
-def _flip_input(state, key):
-    state[key] = state[key][:, RGB_FROM_BGR]
-
-
-def _flip_output(state, prefix):
+def _from_bgr(state, first_weight, last_conv):
+    """Reverses the colour channels of a network trained on BGR images, at its first convolution's
+    weight and its last convolution; returns the widths the last one gives (``num_in_ch``, ``num_feat``)."""
+    state[first_weight] = state[first_weight][:, RGB_FROM_BGR]
     for suffix in ('weight', 'bias'):
-        if f'{prefix}.{suffix}' in state:
-            state[f'{prefix}.{suffix}'] = state[f'{prefix}.{suffix}'][RGB_FROM_BGR]
+        if f'{last_conv}.{suffix}' in state:
+            state[f'{last_conv}.{suffix}'] = state[f'{last_conv}.{suffix}'][RGB_FROM_BGR]
+    out_channels, in_channels = state[f'{last_conv}.weight'].shape[:2]
+    return {'num_in_ch': out_channels, 'num_feat': in_channels}
 
 
 LSTM_GATES = ('conv_i', 'conv_f', 'conv_g', 'conv_o')
@@ -152,13 +153,9 @@ def convert_rescan(state):
              (r'dec\.([03])\.(weight|bias)', r'decoder.\1.\2'),
              (r'dec\.1\.fc\.([02])\.(weight|bias)', r'decoder.1.fc.\1.\2')]
     state = _rename(_fuse(state, groups), rules)
-    _flip_input(state, 'layers.0.conv_x.weight')
-    _flip_output(state, 'decoder.3')
     options = {
         'type': 'RESCAN',
-        'num_in_ch': state['decoder.3.weight'].shape[0],
-        'num_feat': state['decoder.3.weight'].shape[1],
-        'depth': depth,
+        **_from_bgr(state, 'layers.0.conv_x.weight', 'decoder.3'), 'depth': depth,
         'num_stages': 4,
         'se_hidden': state['layers.0.se.fc.0.weight'].shape[0],
         'frame': 'full'
@@ -187,15 +184,7 @@ def convert_spanet(state):
              (r'res_block(\d+)\.group1\.conv2\.weight', r'blocks.\1.body.2.weight'),
              (r'res_block(\d+)\.group1\.conv3\.weight', r'blocks.\1.body.4.weight')]
     state = _zero_based(_rename(state, rules), 'blocks')
-    _flip_input(state, 'conv_in.0.weight')
-    _flip_output(state, 'conv_out')
-    options = {
-        'type': 'SPANet',
-        'num_in_ch': state['conv_out.weight'].shape[0],
-        'num_feat': state['conv_out.weight'].shape[1],
-        'direction_attention': False
-    }
-    return options, state
+    return {'type': 'SPANet', **_from_bgr(state, 'conv_in.0.weight', 'conv_out'), 'direction_attention': False}, state
 
 
 def convert_rcdnet(state):

@@ -170,6 +170,37 @@ def accepted_arguments(cls):
     return names
 
 
+def check_registered(registry, kind, name, where, at=''):
+    """Raises ``OptionsError`` ``"{where}: unknown {kind} 'NAME'{at}; did you mean ...? Registered
+    {kind}s: ..."`` unless ``name`` is registered; ``at`` names the key (`` at 'network_g:type'``)."""
+    if not registered(registry, name):
+        raise OptionsError(f"{where}: unknown {kind} '{name}'{at}{did_you_mean(str(name), registry.keys())}. "
+                           f"Registered {kind}s: {', '.join(sorted(registry.keys()))}")
+
+
+def check_component(options, registry, kind, where):
+    """Raises ``OptionsError`` ``"{where}: ..."`` unless ``options['type']`` is registered and takes
+    every other key of ``options`` as an argument. This plugin's own components are also built, on
+    the meta device (no memory, no weights), so that a value they refuse is named now, not after
+    BasicSR has set up the run."""
+    name = options.get('type')
+    check_registered(registry, kind, name, where=where)
+    cls = registry.get(name)
+    accepted = accepted_arguments(cls)
+    unknown = [
+        argument for argument in options if argument != 'type' and accepted is not None and argument not in accepted
+    ]
+    if unknown:
+        raise OptionsError(f"{where}: {name} has no argument '{unknown[0]}'{did_you_mean(unknown[0], accepted)} "
+                           f"(it takes {', '.join(sorted(accepted))})")
+    if cls.__module__.startswith('mh2f_plugin.'):
+        try:
+            with torch.device('meta'):
+                cls(**{k: v for k, v in options.items() if k != 'type'})
+        except (InvalidOption, TypeError) as error:
+            raise OptionsError(f'{where}: {error}') from error
+
+
 class Validator:
     """Collects warnings while checking one options file."""
 
@@ -185,10 +216,7 @@ class Validator:
                 self.fail(f"missing key '{prefix}{key_path}'")
 
     def require_type(self, registry, kind, name, key_path):
-        if not registered(registry, name):
-            known = ', '.join(sorted(registry.keys()))
-            self.fail(f"unknown {kind} '{name}' at '{key_path}'{did_you_mean(str(name), registry.keys())}. "
-                      f'Registered {kind}s: {known}')
+        check_registered(registry, kind, name, where=self.path, at=f" at '{key_path}'")
 
     def check_types(self):
         phases = list((self.opt.get('datasets') or {}))
@@ -201,24 +229,6 @@ class Validator:
                 problem = check(value)
                 if problem:
                     self.fail(f"'{key_path}' must be {problem}, got {value!r}")
-
-    def check_arguments(self, options, registry, key_path):
-        """``options`` (with ``type``) against the constructor of the registered class; this
-        plugin's own components are also built, on the meta device (no memory, no weights), so
-        that a value they refuse is reported now, not after BasicSR has set up the run."""
-        cls = registry.get(options['type'])
-        accepted = accepted_arguments(cls)
-        if accepted is not None:
-            for name in options:
-                if name != 'type' and name not in accepted:
-                    self.fail(f"'{key_path}:{name}': {options['type']} has no argument '{name}'"
-                              f"{did_you_mean(name, accepted)} (it takes {', '.join(sorted(accepted))})")
-        if cls.__module__.startswith('mh2f_plugin.'):
-            try:
-                with torch.device('meta'):
-                    cls(**{k: v for k, v in options.items() if k != 'type'})
-            except (InvalidOption, TypeError) as error:
-                self.fail(f"'{key_path}': {error}")
 
     def check_dataset(self, phase, dataset):
         prefix = f'datasets:{phase}:'
@@ -264,12 +274,12 @@ def validate(opt, path, is_train):
     if not is_train and not opt.get('val'):
         check.fail("missing key 'val' (basicsr test needs it: save_img and the metrics)")
     check.check_types()
-    check.require_type(MODEL_REGISTRY, 'model', opt['model_type'], 'model_type')
+    check.require_type(MODEL_REGISTRY, 'model', opt['model_type'], key_path='model_type')
     for net_key in ('network_g', 'network_d'):
         if opt.get(net_key) is not None:
             check.require((f'{net_key}:type', ))
-            check.require_type(ARCH_REGISTRY, 'arch', opt[net_key]['type'], f'{net_key}:type')
-            check.check_arguments(opt[net_key], ARCH_REGISTRY, net_key)
+            check.require_type(ARCH_REGISTRY, 'arch', opt[net_key]['type'], key_path=f'{net_key}:type')
+            check_component(opt[net_key], ARCH_REGISTRY, 'arch', where=f"{path}: '{net_key}'")
     for phase, dataset in opt['datasets'].items():
         prefix = f'datasets:{phase}:'
         if not isinstance(dataset, dict):
@@ -277,19 +287,19 @@ def validate(opt, path, is_train):
         check.require(DATASET_KEYS, dataset, prefix)
         if phase == 'train':
             check.require(TRAIN_DATASET_KEYS, dataset, prefix)
-        check.require_type(DATASET_REGISTRY, 'dataset', dataset['type'], f'{prefix}type')
+        check.require_type(DATASET_REGISTRY, 'dataset', dataset['type'], key_path=f'{prefix}type')
         check.check_dataset(phase, dataset)
     for key, loss in (opt.get('train') or {}).items():
         if key.endswith('_opt') and isinstance(loss, dict):
             check.require(('type', ), loss, f'train:{key}:')
-            check.require_type(LOSS_REGISTRY, 'loss', loss['type'], f'train:{key}:type')
-            check.check_arguments(loss, LOSS_REGISTRY, f'train:{key}')
+            check.require_type(LOSS_REGISTRY, 'loss', loss['type'], key_path=f'train:{key}:type')
+            check_component(loss, LOSS_REGISTRY, 'loss', where=f"{path}: 'train:{key}'")
     val = opt.get('val') or {}
     if is_train and val:
         check.require(('val:val_freq', ))
     for name, metric in (val.get('metrics') or {}).items():
         check.require(('type', ), metric, f'val:metrics:{name}:')
-        check.require_type(METRIC_REGISTRY, 'metric', metric['type'], f'val:metrics:{name}:type')
+        check.require_type(METRIC_REGISTRY, 'metric', metric['type'], key_path=f'val:metrics:{name}:type')
     if opt['model_type'] == 'DerainModel':
         check.check_val_keys()
     check.check_weights()

@@ -3,7 +3,8 @@
 BasicSR itself fails on a missing key with a bare ``KeyError`` from deep inside its pipeline, on an
 unknown ``type`` only once it reaches that component, and applies ``--force_yml`` with ``exec``.
 ``check_options`` reads the file as BasicSR will, applies ``--force_yml`` the same way but with
-one-line errors, and validates the result (``mh2f_plugin.cli.validation``) before BasicSR starts.
+one-line errors, and validates the result (``mh2f_plugin.utils.options_validation``) before
+BasicSR starts.
 ``with_prepared_options`` wraps BasicSR's own ``parse_options`` so that what it returns is
 completed the same way: ``network_g`` from a zoo name, and CPU when CUDA is asked for but absent.
 """
@@ -12,8 +13,8 @@ import torch
 import yaml
 from basicsr.utils.options import _postprocess_yml_value, ordered_yaml
 
-from mh2f_plugin.cli.validation import validate
 from mh2f_plugin.errors import OptionsError
+from mh2f_plugin.utils.options_validation import validate
 from mh2f_plugin.weights import zoo
 
 CPU_FALLBACK = ('num_gpu is {} but this machine has no CUDA GPU: running on the CPU instead '
@@ -46,6 +47,14 @@ def load_options(path):
     if not isinstance(opt, dict):
         raise OptionsError(f'{path}: expected a mapping of options, found {type(opt).__name__}')
     return opt
+
+
+def network_of(path):
+    """The ``network_g`` of the options file ``path``, as a plain dict."""
+    opt = load_options(path)
+    if 'network_g' not in opt:
+        raise OptionsError(f"{path}: missing key 'network_g'")
+    return dict(opt['network_g'])
 
 
 def apply_force_yml(opt, entries, path):

@@ -1,24 +1,26 @@
-"""``basicsr zoo list`` and ``basicsr zoo get NAME...``: the published checkpoints by name.
+"""Published checkpoints by name: list them, or download, verify and convert them now.
+
+    basicsr zoo list
+    basicsr zoo get NAME...
 
 Names work wherever weights do: ``derain --weights NAME``, ``compare --weights LABEL=NAME``,
 ``path.pretrain_network_g: zoo:NAME`` (which also supplies ``network_g`` when the options file
 leaves it out). ``get`` downloads now (e.g. before going offline) into the zoo folder:
 ``--zoo-dir``, else ``$MH2F_ZOO_DIR``, else ``~/.cache/mh2f_plugin``.
 """
-import argparse
-
+from mh2f_plugin.cli.flags import add_zoo_dir
+from mh2f_plugin.utils.markdown import markdown_table
 from mh2f_plugin.weights import zoo
 
+NAME = 'zoo'
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog='basicsr zoo', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest='action', required=True)
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest='action', required=True, metavar='ACTION')
     sub.add_parser('list', help='a table of every checkpoint')
     get = sub.add_parser('get', help='download, verify and convert checkpoints now')
     get.add_argument('names', nargs='+', metavar='NAME')
-    get.add_argument('--zoo-dir', help='zoo folder. Default: $MH2F_ZOO_DIR, else ~/.cache/mh2f_plugin')
-    return parser.parse_args(argv)
+    add_zoo_dir(get)
 
 
 def arch_text(arch):
@@ -32,17 +34,15 @@ def published_text(published):
 
 def catalogue_table():
     """The catalogue as a Markdown table."""
-    lines = ['| name | network | trained on | published PSNR/SSIM | source |', '| --- | --- | --- | --- | --- |']
+    rows = []
     for item in zoo.catalogue().values():
         source = item.url.split('/raw/')[0].replace(zoo.GITHUB, '')
         trained = item.trained_on + (f'; {item.note}' if item.note else '')
-        lines.append(f'| `{item.name}` | {arch_text(item.arch)} | {trained} | {published_text(item.published)} | '
-                     f'{source} |')
-    return '\n'.join(lines)
+        rows.append([f'`{item.name}`', arch_text(item.arch), trained, published_text(item.published), source])
+    return markdown_table(('name', 'network', 'trained on', 'published PSNR/SSIM', 'source'), rows)
 
 
-def run_zoo(argv):
-    args = parse_args(argv)
+def run(args):
     if args.action == 'list':
         print(catalogue_table())
         return

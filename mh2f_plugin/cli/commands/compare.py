@@ -1,10 +1,10 @@
-"""``basicsr compare``: restorers side by side on one test set, as a paper's table and figure.
+"""Compare registered restorers on one test set, as a paper's table and figure.
 
     basicsr compare --weights prenet6-rain100h --weights PRN=logs/Rain100H/PRN6/net_latest.pth \\
         --data datasets/Rain100H --out comparison
 
 Each row is a network: ``--arch NAME`` or ``--arch 'NAME:{yaml}'``, the ``network_g`` of an
-options file (``--opt``), or weights (``--weights LABEL=W.pth``, any format that ``basicsr
+options file (``-opt``), or weights (``--weights LABEL=W.pth``, any format that ``basicsr
 convert-weights`` reads, or a zoo name; the network comes from the file when no ``--arch`` has
 that label). For each: parameters and GMACs at ``--size`` (``mmengine.analysis``), milliseconds and
 peak memory per image on this machine, and PSNR/SSIM (Y channel, no crop) on ``--data``, with
@@ -13,7 +13,6 @@ iterations. The first row is the rainy input itself. Writes ``OUT/comparison.md`
 ``OUT/comparison.csv``, ``OUT/psnr_vs_gmacs.png``, each network's restored images for the
 figure (``OUT/outputs/LABEL/``) and one figure per ``--figure`` image (``OUT/figure_NAME.png``).
 """
-import argparse
 import contextlib
 import csv
 import cv2
@@ -32,39 +31,40 @@ from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
 from tqdm import tqdm
 
-from mh2f_plugin.cli.allocator import keep_freed_memory
-from mh2f_plugin.cli.figure import draw_comparison, rainiest_crop
-from mh2f_plugin.cli.measure import PeakMemory, macs
-from mh2f_plugin.cli.numerics_flags import add_numerics_flags, resolve_numerics
-from mh2f_plugin.cli.options import load_options, parse_arch_spec
+from mh2f_plugin.cli.flags import (add_arch, add_device, add_layout, add_numerics, add_options_file, add_zoo_dir,
+                                   resolve_numerics)
 from mh2f_plugin.cli.plugins import load_plugins
-from mh2f_plugin.cli.validation import registered
 from mh2f_plugin.data.image_io import write_image
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
 from mh2f_plugin.errors import OptionsError
 from mh2f_plugin.models.inference import padded_size, restore, size_multiple
+from mh2f_plugin.utils.allocator import keep_freed_memory
+from mh2f_plugin.utils.figure import draw_comparison, rainiest_crop
+from mh2f_plugin.utils.markdown import markdown_table
+from mh2f_plugin.utils.measure import PeakMemory, macs
+from mh2f_plugin.utils.options import load_options, network_of, parse_arch_spec
+from mh2f_plugin.utils.options_validation import check_component
 from mh2f_plugin.weights import zoo
 from mh2f_plugin.weights.loader import load_network
 
 COLUMNS = ('network', 'parameters (M)', 'GMACs', 'ms / image', 'peak MB / image', 'PSNR', 'SSIM')
 RAINY = 'rainy input'
 FIGURES_BY_DEFAULT = 2
+NAME = 'compare'
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog='basicsr compare', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--arch', action='append', default=[], help="NAME or 'NAME:{yaml options}'; repeatable")
-    parser.add_argument('--opt', action='append', default=[], help='options file whose network_g to compare')
+def add_arguments(parser):
+    add_arch(parser, repeatable=True)
+    add_options_file(parser, help='an options file whose network_g to compare', repeatable=True)
     parser.add_argument(
         '--weights',
         action='append',
         default=[],
         help='LABEL=W.pth: weights for the network labelled LABEL, or a new row; a zoo name '
         '(LABEL=NAME, or NAME alone, labelled NAME); repeatable')
-    parser.add_argument('--zoo-dir', help='zoo folder. Default: $MH2F_ZOO_DIR, else ~/.cache/mh2f_plugin')
+    add_zoo_dir(parser)
     parser.add_argument('--data', required=True, help='paired test data (any PairedDerainDataset layout)')
-    parser.add_argument('--layout', default='auto')
+    add_layout(parser)
     parser.add_argument('--recipe', help='training options file shared by every network (with --train-iters)')
     parser.add_argument('--train-iters', type=int, help='train each network without weights for this many iterations')
     parser.add_argument('--size', default='481x321', help='WxH at which GMACs are counted. Default: 481x321')
@@ -72,17 +72,19 @@ def parse_args(argv):
         '--figure',
         help='comma-separated image names (stems) to draw; "none" for no figure. '
         f'Default: {FIGURES_BY_DEFAULT} images spread over the test set')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    add_numerics_flags(parser)
+    add_device(parser)
+    add_numerics(parser)
     parser.add_argument('--out', default='comparison', help='output folder. Default: comparison')
-    args = parser.parse_args(argv)
+
+
+def check_flags(args):
+    """One-line errors for flags that do not fit together, before any work."""
     if not args.arch and not args.opt and not args.weights:
-        parser.error('name at least one network with --arch, --opt or --weights')
+        raise OptionsError('name at least one network with --arch, -opt or --weights')
     if args.train_iters and not args.recipe:
-        parser.error('--train-iters needs --recipe (the shared training options file)')
+        raise OptionsError('--train-iters needs --recipe (the shared training options file)')
     if not re.fullmatch(r'\d+x\d+', args.size):
-        parser.error(f'--size must be WxH, got {args.size!r}')
-    return args
+        raise OptionsError(f'--size must be WxH, got {args.size!r}')
 
 
 def _unique(label, taken):
@@ -95,20 +97,14 @@ def _unique(label, taken):
 
 
 def network_rows(args):
-    """``[(label, network options or None, weights path or None)]`` from ``--arch``, ``--opt`` and
+    """``[(label, network options or None, weights path or None)]`` from ``--arch``, ``-opt`` and
     ``--weights``; labels are unique, options None where the weights file names the network."""
-    specs = [parse_arch_spec(spec) for spec in args.arch]
-    for path in args.opt:
-        opt = load_options(path)
-        if 'network_g' not in opt:
-            raise OptionsError(f"{path}: missing key 'network_g'")
-        specs.append(dict(opt['network_g']))
+    specs = [(parse_arch_spec(spec), '--arch') for spec in args.arch]
+    specs += [(network_of(path), f"{path}: 'network_g'") for path in args.opt]
     rows = []
-    for network_opt in specs:
-        name = network_opt['type']
-        if not registered(ARCH_REGISTRY, name):
-            raise OptionsError(f"unknown arch '{name}'. Registered archs: {', '.join(sorted(ARCH_REGISTRY.keys()))}")
-        rows.append([_unique(name, {row[0] for row in rows}), network_opt, None])
+    for network_opt, where in specs:
+        check_component(network_opt, ARCH_REGISTRY, 'arch', where=where)
+        rows.append([_unique(network_opt['type'], {row[0] for row in rows}), network_opt, None])
     for item in args.weights:
         label, separator, path = item.partition('=')
         if not separator:
@@ -239,7 +235,7 @@ def measure(label, network_opt, weights_path, args, figure_names):
             write_image(os.path.join(folder, image_name(item['lq_path']) + '.png'), result)
 
     ms, peak, psnr, ssim = evaluate(
-        net, dataset, device, multiple, with_metrics=weights_path is not None, on_output=keep, desc=label)
+        net, dataset, device, multiple=multiple, with_metrics=weights_path is not None, on_output=keep, desc=label)
     width, height = (int(v) for v in args.size.split('x'))
     with torch.no_grad():
         gmacs = macs(net, (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
@@ -293,8 +289,8 @@ def draw_figures(args, dataset, names, labels):
     return written
 
 
-def compare_networks(argv):
-    args = parse_args(argv)
+def run(args):
+    check_flags(args)
     rows_spec = network_rows(args)
     os.makedirs(args.out, exist_ok=True)
     dataset = open_dataset(args)
@@ -316,17 +312,20 @@ def compare_networks(argv):
             with_quality.append(label)
     columns = list(COLUMNS)
     columns[2] = f'GMACs ({args.size})'
-    figures = draw_figures(args, dataset, names, with_quality) if with_quality else []
+    figures = draw_figures(args, dataset, names, labels=with_quality) if with_quality else []
     write_outputs(
-        args.out, columns, rows, f'{len(dataset)} images of {args.data}, {args.device}; each network '
-        'measured in a fresh process, peak MB being the memory growth while restoring one image', figures)
+        args.out,
+        columns,
+        rows,
+        caption=f'{len(dataset)} images of {args.data}, {args.device}; each network '
+        'measured in a fresh process, peak MB being the memory growth while restoring one image',
+        figures=figures)
 
 
 def write_outputs(out, columns, rows, caption, figures=()):
     with open(os.path.join(out, 'comparison.csv'), 'w', newline='', encoding='utf-8') as f:
         csv.writer(f).writerows([columns] + rows)
-    table = '\n'.join(['| ' + ' | '.join(columns) + ' |', '|' + ' --- |' * len(columns)] +
-                      ['| ' + ' | '.join(row) + ' |' for row in rows])
+    table = markdown_table(columns, rows)
     with open(os.path.join(out, 'comparison.md'), 'w', encoding='utf-8') as f:
         f.write(f'{table}\n\nPSNR/SSIM on the Y channel, no border crop; {caption}.\n')
     plot(os.path.join(out, 'psnr_vs_gmacs.png'), columns[2], rows)

@@ -1,10 +1,11 @@
-"""``basicsr derain INPUT OUTPUT --weights W.pth``: derain real photos of any size, no ground truth.
+"""Derain photos of any size, without ground truth.
+
+    basicsr derain INPUT OUTPUT --weights W.pth [--arch 'NAME:{options}' | -opt TRAIN.yml]
 
 Results are PNGs named after the inputs, with each input's bit depth (8 or 16), gray or colour,
 and alpha channel; photos are turned upright by their EXIF orientation first. Nothing is
 overwritten or written into the input folder unless asked, every write is checked and atomic.
 """
-import argparse
 import numpy as np
 import os
 import torch
@@ -13,19 +14,21 @@ from basicsr.utils import img2tensor, tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
 from tqdm import tqdm
 
-from mh2f_plugin.cli.numerics_flags import add_numerics_flags, resolve_numerics
-from mh2f_plugin.cli.options import load_options
-from mh2f_plugin.cli.validation import accepted_arguments, did_you_mean, registered
+from mh2f_plugin.cli.flags import (DeprecatedAlias, add_arch, add_device, add_numerics, add_options_file, add_overwrite,
+                                   add_zoo_dir, resolve_numerics)
 from mh2f_plugin.data.image_io import decode_raw, from_float_bgr, read_bytes, to_float_bgr, write_image
 from mh2f_plugin.data.layouts import IMAGE_EXTENSIONS, image_files
 from mh2f_plugin.errors import InvalidOption, OptionsError
 from mh2f_plugin.models.inference import restore, size_multiple
+from mh2f_plugin.utils.options import network_of, parse_arch_spec
+from mh2f_plugin.utils.options_validation import check_component
 from mh2f_plugin.weights.checkpoint import PARAM_KEYS
 from mh2f_plugin.weights.loader import load_network
 
+NAME = 'derain'
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog='basicsr derain', description=__doc__)
+
+def add_arguments(parser):
     parser.add_argument('input', help='an image, or a folder of images')
     parser.add_argument('output', help='a folder (or, for one input image, a file name ending in .png/.jpg)')
     parser.add_argument(
@@ -33,13 +36,18 @@ def parse_args(argv):
         required=True,
         help='a BasicSR checkpoint (params or params_ema), an official one (see convert-weights), '
         'or a zoo name (basicsr zoo list)')
-    parser.add_argument('--zoo-dir', help='zoo folder. Default: $MH2F_ZOO_DIR, else ~/.cache/mh2f_plugin')
-    parser.add_argument('-opt', help='training options file whose network_g describes the network')
+    add_zoo_dir(parser)
+    add_options_file(parser, help='training options file whose network_g describes the network')
+    add_arch(
+        parser,
+        help="the network (without -opt): NAME or 'NAME:{yaml options}'. Default: the network the "
+        'weights file names (converted and official files do), else MH2FNet')
     parser.add_argument(
-        '--arch',
-        help='registered arch name (without -opt). Default: the network the weights '
-        'file names (converted and official files do), else MH2FNet')
-    parser.add_argument('--arch-opt', default='{}', help="the arch's options as YAML, e.g. '{num_feat: 32}'")
+        '--arch-opt',
+        action=DeprecatedAlias,
+        deprecated=('--arch-opt', ),
+        instead="--arch 'NAME:{options}'",
+        help="deprecated: the arch's options as YAML; write --arch 'NAME:{options}'")
     parser.add_argument('--param-key', choices=PARAM_KEYS, help='default: params_ema if present, else params')
     parser.add_argument('--tile', type=int, help='tile size in pixels for images too large for memory')
     parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles')
@@ -48,32 +56,30 @@ def parse_args(argv):
     parser.add_argument('--self-ensemble', action='store_true', help='average the 8 flips/transposes')
     parser.add_argument(
         '--side-by-side', action='store_true', help='also write NAME_side_by_side.png (rainy | derained)')
-    add_numerics_flags(parser)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--overwrite', action='store_true', help='replace results that already exist')
+    add_numerics(parser)
+    add_device(parser)
+    add_overwrite(parser, 'a result')
     parser.add_argument(
         '--output-inside-input',
         action='store_true',
         help='allow OUTPUT inside the INPUT folder (inputs are never overwritten)')
-    return parser.parse_args(argv)
 
 
 def network_options(args):
-    """The network the user named (``-opt``, or ``--arch`` / ``--arch-opt``), or None."""
+    """The network the user named (``-opt``, or ``--arch``, or the deprecated ``--arch-opt``), or
+    None, with the flag to name in errors about it."""
     if args.opt:
-        opt = load_options(args.opt)
-        if 'network_g' not in opt:
-            raise OptionsError(f"{args.opt}: missing key 'network_g'")
-        return dict(opt['network_g'])
-    try:
-        arch_opt = yaml.safe_load(args.arch_opt) or {}
-    except yaml.YAMLError as error:
-        raise OptionsError(f'--arch-opt {args.arch_opt!r}: not valid YAML') from error
-    if not isinstance(arch_opt, dict):
-        raise OptionsError(f'--arch-opt must be a YAML mapping, got {args.arch_opt!r}')
-    if args.arch:
-        return {'type': args.arch, **arch_opt}
-    return arch_opt or None
+        return network_of(args.opt), f"{args.opt}: 'network_g'"
+    requested = parse_arch_spec(args.arch) if args.arch else {}
+    if args.arch_opt is not None:
+        try:
+            arch_opt = yaml.safe_load(args.arch_opt) or {}
+        except yaml.YAMLError as error:
+            raise OptionsError(f'--arch-opt {args.arch_opt!r}: not valid YAML') from error
+        if not isinstance(arch_opt, dict):
+            raise OptionsError(f'--arch-opt must be a YAML mapping, got {args.arch_opt!r}')
+        requested.update(arch_opt)
+    return requested or None, '--arch-opt' if args.arch_opt is not None else '--arch'
 
 
 def input_files(path):
@@ -139,26 +145,17 @@ def check_flags(args):
 
 def checked_network(args):
     """The network and its weights, with option mistakes named as the flags that caused them."""
-    requested = network_options(args)
+    requested, where = network_options(args)
     if requested and requested.get('type') is not None:
-        if not registered(ARCH_REGISTRY, requested['type']):
-            hint = did_you_mean(requested['type'], ARCH_REGISTRY.keys())
-            raise OptionsError(f"--arch {requested['type']}: unknown arch{hint}. "
-                               f"Registered archs: {', '.join(sorted(ARCH_REGISTRY.keys()))}")
-        accepted = accepted_arguments(ARCH_REGISTRY.get(requested['type']))
-        unknown = [name for name in requested if name != 'type' and accepted is not None and name not in accepted]
-        if unknown:
-            raise OptionsError(f"--arch-opt: {requested['type']} has no argument '{unknown[0]}'"
-                               f'{did_you_mean(unknown[0], accepted)}')
+        check_component(requested, ARCH_REGISTRY, 'arch', where=where)
     try:
         return load_network(
             args.weights, requested, args.param_key, default_opt={'type': 'MH2FNet'}, zoo_folder=args.zoo_dir)[0]
     except InvalidOption as error:
-        raise OptionsError(f'{args.opt or "--arch-opt"}: {error}') from error
+        raise OptionsError(f'{where}: {error}') from error
 
 
-def derain(argv):
-    args = parse_args(argv)
+def run(args):
     device = check_flags(args)
     files = input_files(args.input)
     plan = output_plan(args, files)
@@ -172,8 +169,13 @@ def derain(argv):
         raw = decode_raw(read_bytes(source), source)
         lq = img2tensor(to_float_bgr(raw, source), bgr2rgb=True, float32=True)[None]
         with torch.no_grad(), autocast:
-            out = restore(net, lq.to(device, memory_format=memory_format), args.tile, args.tile_overlap, multiple,
-                          args.self_ensemble).float()
+            out = restore(
+                net,
+                lq.to(device, memory_format=memory_format),
+                args.tile,
+                tile_overlap=args.tile_overlap,
+                multiple=multiple,
+                ensemble=args.self_ensemble).float()
         result = from_float_bgr(tensor2img(out.cpu(), out_type=np.float32, min_max=(0, 1)), raw)
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
         write_image(target, result)

@@ -1,6 +1,10 @@
-"""``basicsr list``: everything registered in BasicSR's registries, with the package it comes from."""
+"""List every registered arch, loss, dataset, model and metric, with the package it comes from.
+
+    basicsr list
+"""
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+NAME = 'list'
 REGISTRIES = {
     'arch': ARCH_REGISTRY,
     'loss': LOSS_REGISTRY,
@@ -26,3 +30,11 @@ def format_registrations(table):
         lines.append(f'{kind} ({len(entries)}):')
         lines += [f'  {name:<{width}}  {package}' for name, package in entries]
     return '\n'.join(lines)
+
+
+def add_arguments(parser):
+    """``basicsr list`` takes no arguments."""
+
+
+def run(args):
+    print(format_registrations(registrations()))

@@ -1,0 +1,106 @@
+"""The flags that several commands share: one spelling, one help text each.
+
+The options file is ``-opt`` as BasicSR spells it; a network is ``--arch 'NAME:{yaml options}'``.
+Spellings of earlier releases (``--opt``, ``derain --arch-opt``) still work and print a note.
+"""
+import argparse
+import contextlib
+import sys
+import torch
+
+from mh2f_plugin.models.numerics import AMP_DTYPES, AUTO, describe, resolve_amp, resolve_channels_last
+
+AMP_CHOICES = {'auto': AUTO, 'bf16': 'bf16', 'fp16': 'fp16', 'off': None}
+LAYOUT_CHOICES = {'auto': AUTO, 'on': True, 'off': False}
+ARCH_HELP = "a registered network: NAME or 'NAME:{yaml options}', e.g. 'MH2FNet:{num_feat: 16}'"
+
+
+def deprecation_note(prog, old, new):
+    """Tells on stderr that ``old`` still works but ``new`` is the spelling to use."""
+    print(f'{prog}: note: {old} is deprecated and will be removed; write {new}', file=sys.stderr)
+
+
+class DeprecatedAlias(argparse.Action):
+    """Stores the value like ``store`` (or ``append``); given as one of ``deprecated``, it also prints
+    a note naming the spelling to use: ``instead``, by default the first option string."""
+
+    def __init__(self, option_strings, dest, deprecated=(), instead=None, append=False, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.deprecated, self.instead, self.append = deprecated, instead or option_strings[0], append
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string in self.deprecated:
+            deprecation_note(parser.prog, option_string, self.instead)
+        if self.append:
+            values = (getattr(namespace, self.dest) or []) + [values]
+        setattr(namespace, self.dest, values)
+
+
+def add_options_file(parser, help, repeatable=False):
+    """``-opt FILE.yml`` (``--opt`` deprecated); a list of files when ``repeatable``."""
+    parser.add_argument(
+        '-opt',
+        '--opt',
+        action=DeprecatedAlias,
+        deprecated=('--opt', ),
+        append=repeatable,
+        default=[] if repeatable else None,
+        metavar='FILE.yml',
+        dest='opt',
+        help=help + ('; repeatable' if repeatable else ''))
+
+
+def add_arch(parser, help=ARCH_HELP, repeatable=False):
+    """``--arch 'NAME:{yaml}'`` (a list when ``repeatable``); ``parse_arch_spec`` reads each."""
+    parser.add_argument(
+        '--arch',
+        action='append' if repeatable else 'store',
+        default=[] if repeatable else None,
+        metavar="'NAME:{...}'",
+        help=help + ('; repeatable' if repeatable else ''))
+
+
+def add_zoo_dir(parser):
+    parser.add_argument('--zoo-dir', help='zoo folder. Default: $MH2F_ZOO_DIR, else ~/.cache/mh2f_plugin')
+
+
+def add_device(parser):
+    parser.add_argument(
+        '--device',
+        default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='cpu, cuda or cuda:N. Default: cuda when there is a GPU, else cpu')
+
+
+def add_overwrite(parser, what):
+    parser.add_argument('--overwrite', action='store_true', help=f'replace {what} that already exists')
+
+
+def add_layout(parser, choices=None):
+    parser.add_argument(
+        '--layout', default='auto', choices=choices, help='dataset layout (see docs/datasets.md). Default: auto')
+
+
+def add_numerics(parser):
+    """``--amp`` and ``--channels-last``, for the commands that run a network."""
+    parser.add_argument(
+        '--amp',
+        choices=tuple(AMP_CHOICES),
+        default='auto',
+        help='autocast: auto (bf16 where the device computes it natively), bf16, fp16, off. Default: auto')
+    parser.add_argument(
+        '--channels-last',
+        choices=tuple(LAYOUT_CHOICES),
+        nargs='?',
+        const='on',
+        default='auto',
+        help='channels-last memory format: auto (where measured faster), on, off. Default: auto')
+
+
+def resolve_numerics(args, arch, device, verbose=True):
+    """``(autocast context, memory format)`` for ``args.amp`` / ``args.channels_last``; prints the choice."""
+    amp, amp_reason = resolve_amp(AMP_CHOICES[args.amp], device)
+    channels_last, cl_reason = resolve_channels_last(LAYOUT_CHOICES[args.channels_last], arch, device)
+    if verbose:
+        print(describe(amp, amp_reason, channels_last, cl_reason=cl_reason), file=sys.stderr)
+    autocast = torch.autocast(device.type, dtype=AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
+    return autocast, torch.channels_last if channels_last else torch.contiguous_format
