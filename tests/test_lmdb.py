@@ -2,8 +2,10 @@
 import cv2
 import lmdb
 import numpy as np
+import os
 import pytest
 import re
+import signal
 import subprocess
 import time
 import torch
@@ -103,7 +105,71 @@ def test_existing_output_is_not_overwritten_without_the_flag(tmp_path, capsys):
     assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1', '--overwrite']) == 0
 
 
-def test_a_conversion_killed_part_way_is_refused_then_finished_by_a_rerun(tmp_path):
+def tree(root):
+    """Every file under ``root`` with its bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob('*')) if p.is_file()}
+
+
+@pytest.mark.parametrize('out', ['data', 'data/train/..', 'data/train/lmdb_inside'])
+def test_overwrite_never_replaces_the_source_or_a_folder_around_it(tmp_path, capsys, out):
+    """OUT = SRC deleted the images; OUT a parent of SRC deleted the sibling folders."""
+    make_rain200(tmp_path / 'data' / 'train')
+    write(tmp_path / 'data' / 'test' / 'keep.png', np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / 'data' / 'train' / 'lmdb_inside').mkdir()
+    before = tree(tmp_path / 'data')
+    assert main(['lmdb', str(tmp_path / 'data' / 'train'), str(tmp_path / out), '--overwrite', '--workers', '1']) == 2
+    assert 'never replaces the source' in capsys.readouterr().err
+    assert tree(tmp_path / 'data') == before
+
+
+def test_overwrite_replaces_only_what_basicsr_lmdb_wrote(tmp_path, capsys):
+    make_rain200(tmp_path / 'src')
+    write(tmp_path / 'photos' / 'mine.png', np.zeros((4, 4, 3), np.uint8))
+    assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'photos'), '--overwrite', '--workers', '1']) == 2
+    assert 'photos: is not an LMDB dataset written by basicsr lmdb' in capsys.readouterr().err
+    assert (tmp_path / 'photos' / 'mine.png').is_file()
+    (tmp_path / 'link').symlink_to(tmp_path / 'photos')
+    assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'link'), '--overwrite', '--workers', '1']) == 2
+    assert 'link: is a symbolic link' in capsys.readouterr().err
+    assert (tmp_path / 'photos' / 'mine.png').is_file()
+
+
+def test_a_second_conversion_into_the_same_out_refuses_at_once(tmp_path, capsys):
+    """Two conversions started together deadlocked on each other's databases."""
+    import fcntl
+    make_rain200(tmp_path / 'src')
+    (tmp_path / 'out.partial').mkdir()
+    fd = os.open(tmp_path / 'out.partial', os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as the first conversion holds it
+    try:
+        assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1']) == 2
+        assert 'out: another basicsr lmdb is converting into it now' in capsys.readouterr().err
+    finally:
+        os.close(fd)
+    assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1']) == 0
+
+
+def test_a_full_disk_ends_in_one_line_and_the_conversion_resumes(tmp_path, capsys, monkeypatch):
+    make_rain200(tmp_path / 'src')
+    real = lmdb_store._store
+
+    def disk_full(*args, **kwargs):
+        raise lmdb.DiskError('mdb_txn_commit: No space left on device')
+
+    monkeypatch.setattr(lmdb_store, '_store', disk_full)
+    assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1']) == 2
+    assert 'out.partial: cannot write the databases (mdb_txn_commit: No space left on device)' in \
+        capsys.readouterr().err
+    assert not (tmp_path / 'out').exists() and (tmp_path / 'out.partial').is_dir()
+    monkeypatch.setattr(lmdb_store, '_store', real)
+    assert main(['lmdb', str(tmp_path / 'src'), str(tmp_path / 'out'), '--workers', '1']) == 0
+    assert main(['lmdb', '--verify', str(tmp_path / 'out')]) == 0
+
+
+@pytest.mark.parametrize('stop, workers', [('kill', '1'), ('interrupt', '2')])
+def test_a_conversion_killed_part_way_is_refused_then_finished_by_a_rerun(tmp_path, stop, workers):
+    """Killed, or interrupted with Ctrl-C while workers encode (their tracebacks were printed, and
+    the command sometimes never exited)."""
     src = tmp_path / 'src'
     rng = np.random.default_rng(0)
     for i in range(600):  # incompressible noise: slow enough to be killed part-way
@@ -112,16 +178,24 @@ def test_a_conversion_killed_part_way_is_refused_then_finished_by_a_rerun(tmp_pa
     out = tmp_path / 'out'
     log = tmp_path / 'stderr.txt'
     with open(log, 'w') as stderr:
-        process = subprocess.Popen([BASICSR, 'lmdb', str(src), str(out), '--workers', '1'],
-                                   stderr=stderr,
-                                   env=subprocess_env())
+        process = subprocess.Popen(
+            [BASICSR, 'lmdb', str(src), str(out), '--workers', workers],
+            stderr=stderr,
+            env=subprocess_env(),
+            start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None and not re.search(r'lmdb: +[1-9]\d*%', log.read_text()):
         time.sleep(0.05)  # until the progress bar shows committed work, or the deadline, or an early exit
     assert process.poll() is None, f'the conversion ended before it could be killed: {log.read_text()[-2000:]}'
     time.sleep(0.3)
-    process.kill()
-    process.wait()
+    if stop == 'kill':
+        process.kill()
+        process.wait()
+    else:
+        os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C in a terminal: to the workers too
+        assert process.wait(timeout=20) == 130
+        err = log.read_text()
+        assert 'basicsr lmdb: interrupted' in err and 'Traceback' not in err and 'KeyboardInterrupt' not in err
     assert not out.exists(), 'nothing may look complete'
     assert (tmp_path / 'out.partial').is_dir()
     with pytest.raises(LmdbError, match=r'LMDB dataset not found \(an interrupted conversion left .*out.partial'):

@@ -13,11 +13,13 @@ rerun of an interrupted conversion, killed at any point, keeps what was committe
 """
 import contextlib
 import cv2
+import fcntl
 import json
 import lmdb
 import os
 import re
 import shutil
+import signal
 import struct
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -227,23 +229,73 @@ def _open_databases(work, entries, headers):
     return {name: open_database(database_path(work, name), map_size=sizes[name]) for name in DATABASES}
 
 
+def _inside(path, folder):
+    """Whether ``path`` is ``folder`` or lies inside it (links resolved)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_replaceable(root, out):
+    """Raises ``OptionsError`` unless ``--overwrite`` may replace ``out``: a folder, not a link,
+    that holds only what ``basicsr lmdb`` writes, and that neither is, holds nor lies inside the
+    dataset ``root``."""
+    if os.path.islink(out):
+        raise OptionsError(f'{out}: is a symbolic link; --overwrite replaces only a folder basicsr lmdb wrote')
+    if _inside(root, out) or _inside(out, root):
+        raise OptionsError(f'{out}: is, holds or lies inside the dataset {root}; --overwrite never replaces the source')
+    written = {f'{name}.lmdb': {'data.mdb', 'lock.mdb', META_FILE} for name in DATABASES}
+    contents = set(os.listdir(out)) if os.path.isdir(out) else set()
+    ours = contents <= set(written) | {PAIRS_FILE} and all(
+        os.path.isfile(os.path.join(out, name, META_FILE)) and set(os.listdir(os.path.join(out, name))) <= files
+        for name, files in written.items())
+    if not ours:
+        raise OptionsError(f'{out}: is not an LMDB dataset written by basicsr lmdb (lq.lmdb and gt.lmdb with '
+                           f'{META_FILE}, pairs.txt); --overwrite replaces only those: remove it yourself or '
+                           'choose another OUT')
+
+
+@contextlib.contextmanager
+def _exclusive(work, out):
+    """Holds an exclusive lock on the staging folder ``work`` (created if absent), so that a second
+    conversion into ``out`` refuses at once instead of waiting on the first's databases."""
+    if os.path.islink(work):
+        raise OptionsError(f'{work}: is a symbolic link, not a staging folder of basicsr lmdb; remove it')
+    os.makedirs(work, exist_ok=True)
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OptionsError(f'{out}: another basicsr lmdb is converting into it now; wait for it to finish') from None
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
 def _resume_or_start(work, settings):
-    """Prepares the staging folder ``work``: kept when an interrupted run with the same settings
-    left it, started afresh when it has no settings file (killed before any image was stored)."""
+    """Prepares the locked staging folder ``work``: kept when an interrupted run with the same
+    settings left it, emptied when it has no settings file (killed before any image was stored)."""
     settings_path = os.path.join(work, SETTINGS_FILE)
-    if os.path.isdir(work) and not os.path.isfile(settings_path):
-        shutil.rmtree(work)
-    if os.path.isdir(work):
-        try:
-            with open(settings_path, encoding='utf-8') as f:
-                previous = json.load(f)
-        except (OSError, ValueError) as error:
-            raise LmdbError(f'{settings_path}: unreadable ({error}); remove {work} and convert again') from error
-        if previous != settings:
-            raise OptionsError(f'{work}: an interrupted conversion with other settings is there; remove it first')
+    if not os.path.isfile(settings_path):
+        for name in os.listdir(work):
+            path = os.path.join(work, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        write_text_atomically(settings_path, json.dumps(settings))
         return
-    os.makedirs(work)
-    write_text_atomically(settings_path, json.dumps(settings))
+    try:
+        with open(settings_path, encoding='utf-8') as f:
+            previous = json.load(f)
+    except (OSError, ValueError) as error:
+        raise LmdbError(f'{settings_path}: unreadable ({error}); remove {work} and convert again') from error
+    if previous != settings:
+        changed = ', '.join(f'{key} {previous.get(key)!r} -> {value!r}' for key, value in settings.items()
+                            if previous.get(key) != value)
+        raise OptionsError(f'{work}: an interrupted conversion with other settings is there ({changed}); '
+                           'rerun it with its settings, or remove the folder')
 
 
 def write_lmdb(root,
@@ -258,21 +310,47 @@ def write_lmdb(root,
                overwrite=False,
                progress=True):
     """Converts ``pairs`` of the dataset at ``root`` into the LMDB dataset ``out``; returns the
-    number of images encoded by this run (a rerun after an interruption encodes only the rest)."""
-    if os.path.exists(out) and not overwrite:
-        raise OptionsError(f'{out}: already exists; pass --overwrite to replace it')
+    number of images encoded by this run (a rerun after an interruption encodes only the rest).
+    An existing ``out`` is replaced only with ``overwrite``, and only if ``check_replaceable``
+    allows it."""
+    _check_output(root, out, overwrite)
     entries, pair_keys = plan_entries(root, pairs, layout, rainy_half=rainy_half, basicsr_compatible=basicsr_compatible)
     headers = {path: image_header(path) for path in {entry.path for entry in entries}}
     check_pair_sizes(entries, pair_keys, headers)
     work = out.rstrip(os.sep) + PARTIAL_SUFFIX
-    _resume_or_start(
-        work, {
-            'source': os.path.abspath(root),
-            'layout': layout,
-            'rainy_half': rainy_half,
-            'basicsr_compatible': basicsr_compatible,
-            'compress_level': compress_level
-        })
+    settings = {
+        'source': os.path.abspath(root),
+        'layout': layout,
+        'rainy_half': rainy_half,
+        'basicsr_compatible': basicsr_compatible,
+        'compress_level': compress_level
+    }
+    with _exclusive(work, out):
+        _check_output(root, out, overwrite)  # again: another run may have finished while this one planned
+        _resume_or_start(work, settings)
+        try:
+            encoded = _fill(
+                work, entries, pair_keys, headers, compress_level=compress_level, workers=workers, progress=progress)
+        except lmdb.Error as error:
+            raise LmdbError(f'{work}: cannot write the databases ({error}); fix that and rerun the same command '
+                            'to finish the conversion') from error
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.rename(work, out)  # the settings file goes along and is removed last: any crash up to here reruns
+    os.remove(os.path.join(out, SETTINGS_FILE))
+    return encoded
+
+
+def _check_output(root, out, overwrite):
+    if os.path.lexists(out):
+        if not overwrite:
+            raise OptionsError(f'{out}: already exists; pass --overwrite to replace it')
+        check_replaceable(root, out)
+
+
+def _fill(work, entries, pair_keys, headers, *, compress_level, workers, progress):
+    """Stores every entry not yet in the databases of ``work``, then their meta_info and the
+    pairing; returns how many images this run encoded."""
     envs = _open_databases(work, entries, headers)
     todo = []
     for entry in entries:
@@ -285,17 +363,18 @@ def write_lmdb(root,
         _write_meta_info(env, keys, database_path(work, name), compress_level=compress_level)
         env.close()
     write_text_atomically(os.path.join(work, PAIRS_FILE), ''.join(f'{lq} {gt}\n' for lq, gt in pair_keys))
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    os.rename(work, out)  # the settings file goes along and is removed last: any crash up to here reruns
-    os.remove(os.path.join(out, SETTINGS_FILE))
     return len(todo)
+
+
+def _ignore_interrupts():
+    """In encoding workers: Ctrl-C is the parent's to handle (it terminates the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _store(envs, todo, *, workers, progress):
     """Encodes ``todo`` in ``workers`` processes and commits every ``COMMIT_EVERY`` images."""
     txns = {name: env.begin(write=True) for name, env in envs.items()}
-    with Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+    with Pool(workers, initializer=_ignore_interrupts) if workers > 1 else contextlib.nullcontext() as pool:
         results = pool.imap(_encode, todo, chunksize=4) if pool else map(_encode, todo)
         for done, (database, key, data) in enumerate(
                 tqdm(results, total=len(todo), unit='image', disable=not progress, desc='lmdb'), 1):
