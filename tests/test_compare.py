@@ -12,7 +12,7 @@ from mh2f_plugin.archs.prenet_arch import PReNet
 from mh2f_plugin.archs.rescan_arch import RESCAN
 from mh2f_plugin.cli.commands.compare import evaluate
 from mh2f_plugin.cli.main import main
-from helpers import REPO, make_input_target
+from helpers import REPO, make_input_target, write
 
 
 def count(net):
@@ -177,3 +177,44 @@ def test_rainiest_crop_finds_the_rain():
     rainy[30:50, 60:80] = 250
     top, left, size = rainiest_crop(rainy, clean)
     assert size == 18 and 30 <= top <= 50 - size and 60 <= left <= 80 - size  # inside the rainy block
+
+
+def test_a_row_labelled_dot_dot_writes_inside_outputs(tmp_path):
+    """A row labelled '..' wrote its images into --out itself."""
+    import official_layouts
+    make_input_target(tmp_path / 'data')
+    torch.save(official_layouts.prenet(recurrent='none', shared=True), tmp_path / 'prn_r.pth')
+    out = tmp_path / 'out'
+    assert main([
+        'compare', '--weights', f'..={tmp_path / "prn_r.pth"}', '--data',
+        str(tmp_path / 'data'), '--size', '32x32', '--figure', 'b_2', '--out',
+        str(out)
+    ]) == 0
+    assert (out / 'outputs' / '_.' / 'b_2.png').is_file() and not (out / 'b_2.png').exists()
+    assert (out / 'figure_b_2.png').is_file()
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--arch', 'PRN', '--size', '0x0'], '--size must be WxH in pixels, both at least 1'),
+    (['--arch', 'PRN', '--recipe',
+      str(REPO / 'options' / 'test_mh2f_demo.yml'), '--train-iters', '1'
+      ], 'test_mh2f_demo.yml: --recipe needs a training options file'),
+])
+def test_compare_flag_mistakes_are_one_line(tmp_path, capsys, flags, message):
+    make_input_target(tmp_path / 'data')
+    assert main(['compare', '--data', str(tmp_path / 'data'), '--out', str(tmp_path / 'out')] + flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and 'Traceback' not in err
+
+
+def test_a_network_that_refuses_the_image_size_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / 'tests' / 'plugins'))
+    monkeypatch.setenv('BASICSR_PLUGINS', 'even_size_plugin')
+    write(tmp_path / 'data' / 'input' / 'odd.png', np.zeros((15, 17, 3), np.uint8))
+    write(tmp_path / 'data' / 'target' / 'odd.png', np.zeros((15, 17, 3), np.uint8))
+    assert main(['compare', '--arch', 'EvenSizeNet', '--data',
+                 str(tmp_path / 'data'), '--out',
+                 str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert 'basicsr compare: error: EvenSizeNet: the network failed on ' in err and 'AssertionError' in err
+    assert 'Traceback' not in err

@@ -333,6 +333,50 @@ def test_derain_never_overwrites_or_collides(tmp_path, capsys, tiny_weights):
     assert derain(photos, tmp_path / 'out', '--weights', tiny_weights, '--overwrite') == 0
 
 
+def test_side_by_side_files_follow_the_same_rules(tmp_path, capsys, tiny_weights):
+    """Side-by-side files overwrote existing files, and collided with results."""
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    cv2.imwrite(str(photos / 'p0.png'), photo(0, (20, 24)))
+    cv2.imwrite(str(photos / 'r_side_by_side.png'), photo(1, (20, 24)))
+    kept = (photos / 'r_side_by_side.png').read_bytes()
+    assert derain(photos / 'p0.png', photos / 'r.png', '--weights', tiny_weights, '--side-by-side') == 2
+    assert 'photos/r_side_by_side.png: already exists (pass --overwrite' in error_line(capsys, 'derain')
+    assert (photos / 'r_side_by_side.png').read_bytes() == kept and not (photos / 'r.png').exists()
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out' / 'p0_side_by_side.png').write_bytes(b'mine')
+    assert derain(photos / 'p0.png', tmp_path / 'out', '--weights', tiny_weights, '--side-by-side') == 2
+    assert 'out/p0_side_by_side.png: already exists' in error_line(capsys, 'derain')
+    assert (tmp_path / 'out' / 'p0_side_by_side.png').read_bytes() == b'mine'
+    cv2.imwrite(str(photos / 'p0_side_by_side.png'), photo(2, (20, 24)))
+    (photos / 'r_side_by_side.png').unlink()
+    assert derain(photos, tmp_path / 'out2', '--weights', tiny_weights, '--side-by-side') == 2
+    assert 'would both be written to ' in error_line(capsys, 'derain')
+    assert not (tmp_path / 'out2').exists()
+
+
+def test_16_bit_into_an_8_bit_format_is_refused_unless_scaled(tmp_path, capsys, tiny_weights):
+    """A 16-bit PNG derained to out.jpg came out saturated."""
+    deep = (photo(0, (20, 24)).astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / 'deep.png'), deep)
+    assert derain(tmp_path / 'deep.png', tmp_path / 'out.jpg', '--weights', tiny_weights) == 2
+    assert 'out.jpg: .jpg holds 8 bits, and ' in error_line(capsys, 'derain')
+    assert not (tmp_path / 'out.jpg').exists()
+    assert derain(tmp_path / 'deep.png', tmp_path / 'out.png', '--weights', tiny_weights) == 0
+    assert derain(tmp_path / 'deep.png', tmp_path / 'out.bmp', '--weights', tiny_weights, '--to-8-bit') == 0
+    reference = cv2.imread(str(tmp_path / 'out.png'), cv2.IMREAD_UNCHANGED)
+    scaled = cv2.imread(str(tmp_path / 'out.bmp'), cv2.IMREAD_UNCHANGED)
+    assert reference.dtype == np.uint16 and scaled.dtype == np.uint8
+    assert np.abs(reference / 257 - scaled).max() <= 0.5 + 1e-9
+
+
+def test_an_output_name_with_an_unknown_extension_is_refused(tmp_path, capsys, tiny_weights):
+    cv2.imwrite(str(tmp_path / 'a.png'), photo(0, (20, 24)))
+    assert derain(tmp_path / 'a.png', tmp_path / 'out.gif', '--weights', tiny_weights) == 2
+    assert 'out.gif: derain writes .png, .jpg' in error_line(capsys, 'derain')
+    assert not (tmp_path / 'out.gif').exists()
+
+
 def test_derain_collision_names_both_files(tmp_path, capsys, tiny_weights):
     photos = tmp_path / 'photos'
     photos.mkdir()

@@ -16,7 +16,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from dataclasses import dataclass
 
 from mh2f_plugin.errors import WeightsError
-from mh2f_plugin.utils.atomic_write import atomic_path
+from mh2f_plugin.utils.atomic_write import atomic_open
 from mh2f_plugin.weights import official
 
 PARAM_KEYS = ('params_ema', 'params')
@@ -155,10 +155,12 @@ def save_atomically(obj, path):
     """``torch.save`` to a temporary file beside ``path``, renamed into place only when complete."""
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with atomic_path(path) as partial:
-            torch.save(obj, partial)
+        with atomic_open(path) as f:
+            torch.save(obj, f)
     except OSError as error:
         raise WeightsError(f'{path}: cannot write: {error.strerror or error}') from error
+    except RuntimeError as error:  # torch's writer, e.g. on a full disk: 'file write failed'
+        raise WeightsError(f'{path}: cannot write: {error}') from error
 
 
 def save_converted(src, dst, network_opt=None):

@@ -36,7 +36,7 @@ from mh2f_plugin.cli.flags import (add_arch, add_device, add_layout, add_numeric
 from mh2f_plugin.cli.plugins import load_plugins
 from mh2f_plugin.data.image_io import write_image
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
-from mh2f_plugin.errors import OptionsError
+from mh2f_plugin.errors import OptionsError, UserError
 from mh2f_plugin.models.inference import padded_size, restore, size_multiple
 from mh2f_plugin.utils.allocator import keep_freed_memory
 from mh2f_plugin.utils.figure import draw_comparison, rainiest_crop
@@ -83,8 +83,13 @@ def check_flags(args):
         raise OptionsError('name at least one network with --arch, -opt or --weights')
     if args.train_iters and not args.recipe:
         raise OptionsError('--train-iters needs --recipe (the shared training options file)')
-    if not re.fullmatch(r'\d+x\d+', args.size):
-        raise OptionsError(f'--size must be WxH, got {args.size!r}')
+    if not re.fullmatch(r'[1-9]\d*x[1-9]\d*', args.size):
+        raise OptionsError(f'--size must be WxH in pixels, both at least 1, got {args.size!r}')
+    if args.recipe:
+        recipe = load_options(args.recipe)
+        if not isinstance(recipe.get('train'), dict) or 'train' not in (recipe.get('datasets') or {}):
+            raise OptionsError(f"{args.recipe}: --recipe needs a training options file (with 'train' and "
+                               "'datasets:train'); this one has none")
 
 
 def _unique(label, taken):
@@ -142,6 +147,12 @@ def train(label, network_opt, args):
 def dict_tree(node):
     """Ordered dicts (BasicSR's YAML loader) as plain dicts, for safe_dump."""
     return {k: dict_tree(v) for k, v in node.items()} if isinstance(node, dict) else node
+
+
+def outputs_folder(out, label):
+    """``OUT/outputs/LABEL``, the label made a safe folder name: no separators, no leading dot
+    (a row labelled ``..`` wrote into OUT itself)."""
+    return os.path.join(out, 'outputs', re.sub(r'^\.', '_', re.sub(r'[^\w.-]', '_', label)))
 
 
 def image_name(path):
@@ -227,15 +238,21 @@ def measure(label, network_opt, weights_path, args, figure_names):
     autocast, memory_format = resolve_numerics(args, type(net).__name__, device)
     net = net.to(device, memory_format=memory_format).eval()
     multiple = size_multiple(net)
-    folder = os.path.join(args.out, 'outputs', re.sub(r'[^\w.-]', '_', label))
+    folder = outputs_folder(args.out, label)
 
     def keep(item, result):
         if image_name(item['lq_path']) in figure_names:
             os.makedirs(folder, exist_ok=True)
             write_image(os.path.join(folder, image_name(item['lq_path']) + '.png'), result)
 
-    ms, peak, psnr, ssim = evaluate(
-        net, dataset, device, multiple=multiple, with_metrics=weights_path is not None, on_output=keep, desc=label)
+    try:
+        ms, peak, psnr, ssim = evaluate(
+            net, dataset, device, multiple=multiple, with_metrics=weights_path is not None, on_output=keep, desc=label)
+    except (AssertionError, RuntimeError, ValueError) as error:  # the network refused an input (e.g. its size)
+        if isinstance(error, UserError):
+            raise
+        raise OptionsError(f'{label}: the network failed on {args.data} ({type(error).__name__}: '
+                           f'{str(error) or "assertion"}); it may need inputs of another size') from error
     width, height = (int(v) for v in args.size.split('x'))
     with torch.no_grad():
         gmacs = macs(net, (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
@@ -275,7 +292,7 @@ def draw_figures(args, dataset, names, labels):
         rainy, clean = tensor2img(item['lq'][None]), tensor2img(item['gt'][None])
         panels = [(RAINY + ' %.2f/%.4f' % y_metrics(rainy, clean), rainy)]
         for label in labels:
-            path = os.path.join(args.out, 'outputs', re.sub(r'[^\w.-]', '_', label), name + '.png')
+            path = os.path.join(outputs_folder(args.out, label), name + '.png')
             if os.path.isfile(path):
                 result = cv2.imread(path)
                 panels.append((f'{label} %.2f/%.4f' % y_metrics(result, clean), result))

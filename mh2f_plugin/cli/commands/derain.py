@@ -26,6 +26,7 @@ from mh2f_plugin.weights.checkpoint import PARAM_KEYS
 from mh2f_plugin.weights.loader import load_network
 
 NAME = 'derain'
+SIXTEEN_BIT_EXTENSIONS = ('.png', '.tif', '.tiff')
 
 
 def add_arguments(parser):
@@ -56,6 +57,10 @@ def add_arguments(parser):
     parser.add_argument('--self-ensemble', action='store_true', help='average the 8 flips/transposes')
     parser.add_argument(
         '--side-by-side', action='store_true', help='also write NAME_side_by_side.png (rainy | derained)')
+    parser.add_argument(
+        '--to-8-bit',
+        action='store_true',
+        help='scale 16-bit results to 8 bits, for an OUTPUT in an 8-bit format (.jpg, .bmp, .webp)')
     add_numerics(parser)
     add_device(parser)
     add_overwrite(parser, 'a result')
@@ -99,30 +104,39 @@ def _inside(path, folder):
 
 
 def output_plan(args, files):
-    """``[(source, target)]``: each input's result in OUTPUT (PNG, the input's stem; or OUTPUT itself
-    for one image and a file name). Refuses OUTPUT inside INPUT (unless ``--output-inside-input``),
-    two inputs with one target, a target that is an input, and existing targets (unless
-    ``--overwrite``), before anything is written."""
+    """``[(source, target, side-by-side target or None)]``: each input's result in OUTPUT (PNG, the
+    input's stem; or OUTPUT itself for one image and a file name), and its ``_side_by_side.png``
+    beside it with ``--side-by-side``. Refuses OUTPUT inside INPUT (unless
+    ``--output-inside-input``), two files with one name, a target that is an input, and existing
+    targets (unless ``--overwrite``), before anything is written."""
     single = len(files) == 1 and os.path.isfile(args.input)
-    if single and args.output.lower().endswith(IMAGE_EXTENSIONS):
-        plan = [(files[0], args.output)]
+    extension = os.path.splitext(args.output)[1].lower()
+    if single and extension in IMAGE_EXTENSIONS:
+        results = [(files[0], args.output)]
     else:
+        if single and extension and not os.path.isdir(args.output):
+            raise OptionsError(f'{args.output}: derain writes {", ".join(IMAGE_EXTENSIONS)}, not {extension}; '
+                               'name one of those, or a folder (without an extension)')
         if os.path.isfile(args.output):
             raise OptionsError(f'{args.output}: is a file; OUTPUT must be a folder (or, for one image, an image name)')
         if os.path.isdir(args.input) and _inside(args.output, args.input) and not args.output_inside_input:
             raise OptionsError(f'{args.output}: is inside the input folder {args.input}; choose another OUTPUT '
                                '(or pass --output-inside-input)')
-        plan = [(path, os.path.join(args.output,
-                                    os.path.splitext(os.path.basename(path))[0] + '.png')) for path in files]
-    targets, inputs = {}, {os.path.realpath(path) for path in files}
-    for source, target in plan:
-        if target in targets:
-            raise OptionsError(f'{targets[target]} and {source} would both be written to {target}; rename one')
-        targets[target] = source
-        if os.path.realpath(target) in inputs:
-            raise OptionsError(f'{target}: is an input image; it would be overwritten by its own result')
-        if os.path.exists(target) and not args.overwrite:
-            raise OptionsError(f'{target}: already exists (pass --overwrite to replace it)')
+        results = [(path, os.path.join(args.output,
+                                       os.path.splitext(os.path.basename(path))[0] + '.png')) for path in files]
+    plan = [(source, target, f'{os.path.splitext(target)[0]}_side_by_side.png' if args.side_by_side else None)
+            for source, target in results]
+    written, inputs = {}, {os.path.realpath(path) for path in files}
+    for source, *targets in plan:
+        for target in filter(None, targets):
+            if os.path.realpath(target) in written:
+                raise OptionsError(f'{written[os.path.realpath(target)]} and {source} would both be written to '
+                                   f'{target}; rename one')
+            written[os.path.realpath(target)] = source
+            if os.path.realpath(target) in inputs:
+                raise OptionsError(f'{target}: is an input image; it would be overwritten by a result')
+            if os.path.lexists(target) and not args.overwrite:
+                raise OptionsError(f'{target}: already exists (pass --overwrite to replace it)')
     return plan
 
 
@@ -165,7 +179,7 @@ def run(args):
     multiple = args.pad_multiple or size_multiple(net)
     if args.tile is not None and args.tile < multiple:
         raise OptionsError(f'--tile {args.tile}: smaller than the {multiple} pixels this network needs')
-    for source, target in tqdm(plan, unit='image', desc='derain'):
+    for source, target, side_by_side in tqdm(plan, unit='image', desc='derain'):
         raw = decode_raw(read_bytes(source), source)
         lq = img2tensor(to_float_bgr(raw, source), bgr2rgb=True, float32=True)[None]
         with torch.no_grad(), autocast:
@@ -177,8 +191,13 @@ def run(args):
                 multiple=multiple,
                 ensemble=args.self_ensemble).float()
         result = from_float_bgr(tensor2img(out.cpu(), out_type=np.float32, min_max=(0, 1)), raw)
+        if result.dtype == np.uint16 and not target.lower().endswith(SIXTEEN_BIT_EXTENSIONS):
+            if not args.to_8_bit:
+                raise OptionsError(f'{target}: {os.path.splitext(target)[1]} holds 8 bits, and {source} is a '
+                                   '16-bit image; pass --to-8-bit to scale the result, or write .png or .tif')
+            result, raw = (np.round(image / 257).astype(np.uint8) for image in (result, raw))
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
         write_image(target, result)
-        if args.side_by_side:
-            write_image(f'{os.path.splitext(target)[0]}_side_by_side.png', np.concatenate([raw, result], 1))
+        if side_by_side:
+            write_image(side_by_side, np.concatenate([raw, result], 1))
     print(f'derained {len(plan)} image(s) into {args.output}')
