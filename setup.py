@@ -13,10 +13,10 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mh2f_plugin', 'mh2f_plugin.*']),
     package_data={'mh2f_plugin.weights': ['zoo.yml']},
-    python_requires='>=3.9',
+    python_requires='>=3.10',  # torch 2.14 has no wheel for Python 3.9
     install_requires=[
-        'torch>=2.0',
-        'torchvision',
+        'torch>=2.14.1',  # the oldest torch the suite runs on: what CI installs
+        'torchvision>=0.29',
         'basicsr==1.4.2',
         'mmengine',
         'opencv-python',

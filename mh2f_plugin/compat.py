@@ -15,6 +15,9 @@ Most fixes wrap BasicSR's function and call it unchanged:
   GPU, a CPU one (gloo) without;
 - ``model_to_device``: BasicSR's method for GPU models, DDP without ``device_ids`` on the CPU.
 
+``force_yml_value`` replaces ``basicsr.utils.options._postprocess_yml_value``, which evaluates
+``--force_yml`` lists with Python's ``eval``: values are read as YAML instead.
+
 Two are rewritten copies, because the line to fix sits in the middle of BasicSR's function:
 
 - ``load_resume_state`` replaces ``basicsr.train.load_resume_state`` on every device: BasicSR
@@ -35,6 +38,7 @@ import sys
 import torch
 import torch.distributed as dist
 import types
+import yaml
 from torch.nn.parallel import DistributedDataParallel
 
 from mh2f_plugin.errors import CheckpointError, DatasetError
@@ -252,6 +256,20 @@ def _with_integer_quality(add_jpg_compression):
     return add
 
 
+def force_yml_value(text):
+    """``--force_yml`` fails with SyntaxError, ValueError or NameError on a value such as ``[1, 2``
+    (basicsr/utils/options.py:77): BasicSR reads list values with Python's ``eval``.
+
+    Read the value as YAML instead, as the options file's own values are; ``none`` stays null, as
+    in BasicSR. Raises ``ValueError`` naming the problem for text that is not YAML.
+    """
+    try:
+        value = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as error:  # '!!float abc' raises ValueError
+        raise ValueError(f"not a YAML value ({' '.join(str(error).split())})") from error
+    return None if isinstance(value, str) and value.lower() == 'none' else value
+
+
 class CompatError(RuntimeError):
     """BasicSR's code is not the 1.4.2 code a fix here was written for."""
 
@@ -259,7 +277,11 @@ class CompatError(RuntimeError):
 def expect_code(function, fragment, fix):
     """Fails loudly unless ``function``'s source still holds ``fragment``, the code that ``fix``
     cures: a BasicSR that changed it needs this module updated, not patched blindly."""
-    source = inspect.getsource(function)
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError) as error:  # no source to compare: the fix cannot know what it patches
+        raise CompatError(f'{function.__module__}.{function.__qualname__}: no source code to check the fix for {fix} '
+                          f'against ({error}); install basicsr==1.4.2 from its source package') from error
     if fragment not in source:
         raise CompatError(f'{function.__module__}.{function.__qualname__} is not the BasicSR 1.4.2 code that '
                           f"mh2f_plugin's fix for {fix} expects (no {fragment!r} in it); install basicsr==1.4.2 "
@@ -287,6 +309,7 @@ def apply():
     expect_code(BaseModel.model_to_device, 'torch.cuda.current_device()', 'DDP on CPU')
     expect_code(SRModel.nondist_validation, "self.opt['val']['suffix']", 'val.suffix')
     expect_code(degradations.add_jpg_compression, 'cv2.imencode', 'the JPEG quality')
+    expect_code(basicsr.utils.options._postprocess_yml_value, 'eval(value)', '--force_yml values')
     expect_code(basicsr.train.create_train_val_dataloader, 'num_iter_per_epoch = math.ceil(',
                 'the epochs of a training set with an incomplete last batch')
     expect_code(basicsr.train.create_train_val_dataloader, _HeldStatistics.MARKER,
@@ -301,5 +324,6 @@ def apply():
     for module in (basicsr.utils.options, basicsr.train, basicsr.test):
         module.parse_options = parse
     degradations.add_jpg_compression = _with_integer_quality(degradations.add_jpg_compression)
+    basicsr.utils.options._postprocess_yml_value = force_yml_value
     basicsr.train.create_train_val_dataloader = _with_full_batches(basicsr.train.create_train_val_dataloader)
     _applied = True

@@ -2,6 +2,7 @@
 import os
 import pytest
 import re
+import subprocess
 import torch
 
 import mh2f_plugin
@@ -133,6 +134,45 @@ def test_unimportable_plugin_is_named(monkeypatch, capsys):
     monkeypatch.setenv('BASICSR_PLUGINS', 'no_such_plugin_module')
     assert main(['list']) == 2
     assert "plugin 'no_such_plugin_module' could not be imported" in capsys.readouterr().err
+
+
+def test_a_plugin_with_a_syntax_error_is_named(tmp_path, monkeypatch, capsys):
+    (tmp_path / 'broken_plugin.py').write_text('def oops(:\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv('BASICSR_PLUGINS', 'broken_plugin')
+    assert main(['list']) == 2
+    err = capsys.readouterr().err
+    assert "basicsr list: error: plugin 'broken_plugin' could not be imported: " in err
+    assert 'broken_plugin.py:1: ' in err and 'Traceback' not in err
+
+
+@pytest.mark.parametrize('launcher, starter', [('pytorch', 'torchrun'), ('slurm', 'srun')])
+def test_a_distributed_launcher_outside_its_starter_is_one_line(tmp_path, monkeypatch, capsys, paired_data, launcher,
+                                                                starter):
+    for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'SLURM_PROCID'):
+        monkeypatch.delenv(name, raising=False)
+    path = write_yaml(tmp_path / 'd.yml', train_options('d', paired_data))
+    assert main(['train', '-opt', str(path), '--launcher', launcher]) == 2
+    err = capsys.readouterr().err
+    assert f'basicsr train: error: --launcher {launcher}: ' in err and f'start the command with {starter}' in err
+
+
+def test_version_names_the_basicsr_commit_of_a_source_checkout(tmp_path):
+    import types
+
+    from mh2f_plugin.cli.main import basicsr_version
+    checkout = tmp_path / 'BasicSR'
+    (checkout / 'basicsr').mkdir(parents=True)
+    git = ['git', '-C', str(checkout), '-c', 'user.name=t', '-c', 'user.email=t@t']
+    subprocess.run(['git', 'init', '-q', str(checkout)], check=True)
+    subprocess.run(git + ['commit', '-q', '--allow-empty', '-m', 'x'], check=True)
+    commit = subprocess.run(git + ['rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
+    from_checkout = types.SimpleNamespace(
+        __file__=str(checkout / 'basicsr' / '__init__.py'), __version__='1.4.2', __gitsha__='unknown')
+    assert basicsr_version(from_checkout) == f'1.4.2 (git {commit})'
+    release = types.SimpleNamespace(
+        __file__=str(tmp_path / 'site' / 'basicsr' / '__init__.py'), __version__='1.4.2', __gitsha__='unknown')
+    assert basicsr_version(release) == '1.4.2'
 
 
 def test_unknown_command_is_refused(capsys):

@@ -3,11 +3,14 @@ import io
 import numpy as np
 import os
 import pytest
+import subprocess
+import sys
 import torch
 from pathlib import Path
 
 import mh2f_plugin  # noqa: F401  (applies the fixes)
 from mh2f_plugin import compat
+from helpers import subprocess_env
 
 
 def test_basicsr_imports_with_current_torchvision():
@@ -95,6 +98,22 @@ def test_test_mode_options_get_an_empty_suffix(tmp_path, monkeypatch):
     assert opt['val']['suffix'] is None
 
 
+def test_force_yml_values_are_yaml_in_basicsr_too(tmp_path, monkeypatch):
+    """BasicSR evaluated list values with eval: '[a, b]' was a NameError, '[1, 2' a SyntaxError."""
+    import basicsr.test
+    (tmp_path / 'o.yml').write_text('name: x\nnum_gpu: 0\nmanual_seed: 1\ndatasets: {}\npath: {}\n'
+                                    'val: {save_img: true}\n')
+    monkeypatch.setattr('sys.argv', [
+        'basicsr test', '-opt',
+        str(tmp_path / 'o.yml'), '--force_yml', 'val:save_img=no', 'val:names=[a, b]', 'val:rate=!!float 1e-3'
+    ])
+    opt, _ = basicsr.test.parse_options(str(tmp_path), is_train=False)
+    assert opt['val']['save_img'] is False and opt['val']['names'] == ['a', 'b'] and opt['val']['rate'] == 1e-3
+    with pytest.raises(ValueError, match='not a YAML value'):
+        compat.force_yml_value('[1, 2')
+    assert compat.force_yml_value('none') is None and compat.force_yml_value('~') is None
+
+
 def test_cpu_model_is_wrapped_without_device_ids(monkeypatch):
     from basicsr.models.base_model import BaseModel
     wrapped = {}
@@ -133,3 +152,26 @@ def test_slurm_launcher_without_gpus_uses_gloo(tmp_path, monkeypatch):
         assert os.environ['MASTER_ADDR'] == '127.0.0.1' and os.environ['MASTER_PORT'] == str(port)
     finally:
         dist.destroy_process_group()
+
+
+def test_a_basicsr_the_fixes_do_not_fit_ends_the_command_in_one_line(tmp_path):
+    """It printed a traceback at import, even for basicsr --help."""
+    script = """
+import sys, types
+import torchvision.transforms.functional as functional
+shim = types.ModuleType('torchvision.transforms.functional_tensor')  # as compat does, before basicsr
+shim.rgb_to_grayscale = functional.rgb_to_grayscale
+sys.modules[shim.__name__] = shim
+import basicsr.train
+basicsr.train.load_resume_state = lambda opt: None  # a BasicSR whose code the fix does not know
+sys.argv = ['/usr/bin/basicsr', '--help']
+import mh2f_plugin
+"""
+    (tmp_path / 'run.py').write_text(script)
+    result = subprocess.run([sys.executable, str(tmp_path / 'run.py')],
+                            capture_output=True,
+                            text=True,
+                            env=subprocess_env())
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith('basicsr: error: __main__.<lambda> is not the BasicSR 1.4.2 code that ')
+    assert result.stderr.count('\n') == 1 and 'Traceback' not in result.stderr

@@ -7,6 +7,7 @@ import os
 import pytest
 import re
 import torch
+import yaml
 from PIL import Image
 
 from mh2f_plugin import compat
@@ -14,7 +15,8 @@ from mh2f_plugin.cli.main import main
 from mh2f_plugin.data import image_io, lmdb_store
 from mh2f_plugin.data.image_io import ImageReadError, decode_raw
 from mh2f_plugin.utils.options import check_options, with_prepared_options
-from helpers import eval_options, make_input_target, photo, run_basicsr, train_options, write, write_yaml
+from helpers import (eval_options, make_input_target, make_paired_folder, photo, run_basicsr, tiny_network,
+                     train_options, write, write_yaml)
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +49,19 @@ def error_line(capsys, verb):
     (lambda o: o['path'].update(pretrain_network_g='absent.pth'), [], "'path:pretrain_network_g': absent.pth: file not "
      'found'),
     (lambda o: o['datasets']['train'].pop('io_backend'), [], "missing key 'datasets:train:io_backend:type'"),
-    (None, ['train:total_iter=-5'], "'train:total_iter' must be a positive integer, got '-5'"),
+    (None, ['train:total_iter=-5'], "'train:total_iter' must be a positive integer, got -5"),
+    (None, ['train:scheduler:milestones=[1, 2'], "--force_yml 'train:scheduler:milestones=[1, 2': not a YAML value"),
+    (None, ['train:optim_g:lr=!!float abc'], "--force_yml 'train:optim_g:lr=!!float abc': not a YAML value"),
+    (None, ['train:scheduler:milestones=[abc]'], "'train:scheduler:milestones' must be a list of numbers, got ['abc']"),
+    (None, ['name=a=b'], "--force_yml 'name=a=b': a value cannot hold '='"),
+    (lambda o: o['network_g'].update(num_feat=-8), [], "'network_g': SRVGGNetCompact: num_feat must be a positive "
+     'integer, got -8'),
+    (lambda o: o.update(network_g=dict(type='MH2FNet', num_feat=8.5)), [], "'network_g': MH2FNet: num_feat must be a "
+     'positive integer, got 8.5'),
+    (lambda o: o.update(network_g=dict(type='MH2FNet', growth=-4)), [], "'network_g': MH2FNet: growth must be a "
+     'positive integer, got -4'),
+    (lambda o: o.update(name='../elsewhere'), [], "'name' must be a plain folder name (no /, not . or ..), got "
+     "'../elsewhere'"),
     (None, ['nosuchsection:key=1'], "--force_yml 'nosuchsection:key=1': no section 'nosuchsection'"),
     (None, ['train:total_iter'], "--force_yml 'train:total_iter': expected key:key=value"),
     (lambda o: o['datasets']['train'].update(dataroot_lq='nowhere'), [], "'datasets:train:dataroot_lq': nowhere: no "
@@ -66,6 +80,72 @@ def test_options_mistakes_end_in_one_line(tmp_path, monkeypatch, capsys, paired_
     line = error_line(capsys, 'train')
     assert str(path) in line and message in line
     assert not (tmp_path / 'experiments').exists(), 'refused before BasicSR set anything up'
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path, capsys, paired_data):
+    """YAML keeps the last of two equal keys silently."""
+    text = yaml.safe_dump(train_options('twice', paired_data), sort_keys=False)
+    text = text.replace('  total_iter: 20\n', '  total_iter: 20\n  total_iter: 40\n')
+    (tmp_path / 'twice.yml').write_text(text)
+    line_number = text.splitlines().index('  total_iter: 40') + 1
+    assert main(['train', '-opt', str(tmp_path / 'twice.yml')]) == 2
+    assert f"twice.yml:{line_number}: duplicate key 'total_iter' (first at line {line_number - 1}); remove one" in \
+        error_line(capsys, 'train')
+
+
+def test_a_param_key_the_checkpoint_lacks_is_refused(tmp_path, capsys, paired_data):
+    """BasicSR took 'params' silently when 'params_ema' was asked for."""
+    torch.save({'params': {}}, tmp_path / 'w.pth')
+    options = eval_options('keys', paired_data, tmp_path / 'w.pth')
+    options['path']['param_key_g'] = 'params_ema'
+    assert main(['test', '-opt', str(write_yaml(tmp_path / 'keys.yml', options))]) == 2
+    line = error_line(capsys, 'test')
+    assert "'path:param_key_g': " in line
+    assert "w.pth has no 'params_ema' (it has params); set param_key_g: params" in line
+    options['path']['param_key_g'] = 'params'
+    check_options(str(write_yaml(tmp_path / 'keys.yml', options)), is_train=False)
+
+
+def test_a_second_training_of_the_same_name_is_refused_while_one_runs(tmp_path, monkeypatch, capsys, paired_data):
+    """The second run archived the first's live folder; both then wrote into one, and the first's
+    final model was lost."""
+    import fcntl
+    path = write_yaml(tmp_path / 'twin.yml', train_options('twin', paired_data, total_iter=2))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'experiments').mkdir()
+    with open(tmp_path / 'experiments' / '.twin.lock', 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as the first run holds it
+        assert main(['train', '-opt', str(path)]) == 2
+        assert "experiments/twin: another basicsr train of 'twin' is running" in error_line(capsys, 'train')
+        assert not (tmp_path / 'experiments' / 'twin').exists()
+    assert main(['train', '-opt', str(path)]) == 0
+
+
+def test_a_resume_state_of_another_experiment_is_named(tmp_path, monkeypatch, capsys, paired_data):
+    """It was reported as a missing options file (BasicSR copies the file into a folder it never made)."""
+    state = tmp_path / 'experiments' / 'runa' / 'training_states' / '2.state'
+    state.parent.mkdir(parents=True)
+    torch.save({'iter': 2}, state)
+    options = train_options('runb', paired_data)
+    options['path']['resume_state'] = str(state)
+    monkeypatch.chdir(tmp_path)
+    assert main(['train', '-opt', str(write_yaml(tmp_path / 'b.yml', options))]) == 2
+    line = error_line(capsys, 'train')
+    assert f"'path:resume_state': {state} is a state of experiment 'runa'" in line and 'set name: runa' in line
+
+
+def test_ssim_of_images_smaller_than_its_window_is_refused(tmp_path, monkeypatch, capsys):
+    """BasicSR logged SSIM as nan for such images, with no error."""
+    from basicsr.archs import build_network
+    small = make_paired_folder(tmp_path / 'small', 1, size=(9, 12))
+    torch.save({'params': build_network(tiny_network()).state_dict()}, tmp_path / 'w.pth')
+    options = eval_options('small', {'val': small}, tmp_path / 'w.pth')
+    options['model_type'] = 'DerainModel'
+    options['val']['metrics']['ssim'] = {'type': 'calculate_ssim', 'crop_border': 0, 'test_y_channel': True}
+    monkeypatch.chdir(tmp_path)
+    assert main(['test', '-opt', str(write_yaml(tmp_path / 's.yml', options))]) == 2
+    assert "lq/000.png: 12x9 pixels, less crop_border 0 at each side, is smaller than the 11x11 window of the " \
+        "metric 'ssim' (SSIM)" in error_line(capsys, 'test')
 
 
 def test_a_training_set_smaller_than_one_batch_is_refused(tmp_path, monkeypatch, capsys, paired_data):
@@ -307,6 +387,8 @@ def derain(*args):
      "'num_feat'?"),
     (['--arch', 'PRN', '--arch-opt', '{recurrent: tree}'], "--arch-opt: PRN: recurrent must be one of"),
     (['--arch-opt', '{num_feat: [unclosed'], '--arch-opt'),
+    (['--arch', 'PRN', '--arch-opt', '{num_feat: -8}'], '--arch-opt: PRN: num_feat must be a positive integer, got -8'),
+    (['--arch', 'MH2FNet:{num_feat: 4.5}'], '--arch: MH2FNet: num_feat must be a positive integer, got 4.5'),
 ])
 def test_derain_flag_mistakes_are_one_line(tmp_path, capsys, tiny_weights, flags, message):
     cv2.imwrite(str(tmp_path / 'a.png'), photo(0, (20, 24)))
@@ -375,6 +457,45 @@ def test_an_output_name_with_an_unknown_extension_is_refused(tmp_path, capsys, t
     assert derain(tmp_path / 'a.png', tmp_path / 'out.gif', '--weights', tiny_weights) == 2
     assert 'out.gif: derain writes .png, .jpg' in error_line(capsys, 'derain')
     assert not (tmp_path / 'out.gif').exists()
+
+
+def bomb_png(path, side=100000):
+    """A PNG whose header claims ``side x side`` pixels, with almost no data (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+    header = struct.pack('>IIBBBBB', side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(b'\0' * 10)) +
+                     chunk(b'IEND', b''))
+    return path
+
+
+def test_a_decompression_bomb_is_refused_from_its_header_everywhere(tmp_path, capsys, tiny_weights):
+    bomb_png(tmp_path / 'bomb.png')
+    assert derain(tmp_path / 'bomb.png', tmp_path / 'out.png', '--weights', tiny_weights) == 2
+    assert 'bomb.png: 100000x100000 is 10,000,000,000 pixels, over the limit of 178,956,970' in \
+        error_line(capsys, 'derain')
+    make_input_target(tmp_path / 'data')
+    bomb_png(tmp_path / 'data' / 'input' / 'a.png')
+    assert main(['lmdb', str(tmp_path / 'data'), str(tmp_path / 'lmdb'), '--workers', '1']) == 2
+    assert 'a.png: 100000x100000 is 10,000,000,000 pixels, over the limit' in error_line(capsys, 'lmdb')
+    with pytest.raises(ImageReadError, match='over the limit of 178,956,970'):
+        decode_raw((tmp_path / 'bomb.png').read_bytes(), 'bomb.png')
+
+
+def test_the_pixel_limit_can_be_raised_or_lowered(tmp_path, capsys, monkeypatch, tiny_weights):
+    cv2.imwrite(str(tmp_path / 'a.png'), photo(0, (20, 24)))
+    monkeypatch.setenv('MH2F_MAX_IMAGE_PIXELS', '400')
+    assert derain(tmp_path / 'a.png', tmp_path / 'out.png', '--weights', tiny_weights) == 2
+    assert 'a.png: 24x20 is 480 pixels, over the limit of 400' in error_line(capsys, 'derain')
+    monkeypatch.setenv('MH2F_MAX_IMAGE_PIXELS', '0')
+    assert derain(tmp_path / 'a.png', tmp_path / 'out.png', '--weights', tiny_weights) == 0
+    monkeypatch.setenv('MH2F_MAX_IMAGE_PIXELS', 'lots')
+    assert derain(tmp_path / 'a.png', tmp_path / 'out2.png', '--weights', tiny_weights) == 2
+    assert "MH2F_MAX_IMAGE_PIXELS='lots': must be a whole number of pixels" in error_line(capsys, 'derain')
 
 
 def test_derain_collision_names_both_files(tmp_path, capsys, tiny_weights):

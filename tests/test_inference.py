@@ -301,3 +301,24 @@ def test_a_failed_save_stops_training_and_keeps_the_previous_checkpoint(tmp_path
     assert sorted(p.name for p in (tmp_path / 'states').iterdir()) == ['5.state']
     assert set(torch.load(tmp_path / 'models' / 'net_g_5.pth')['params']) == set(model.net_g.state_dict())
     torch.load(tmp_path / 'states' / '5.state', weights_only=True)
+
+
+def test_a_state_that_does_not_load_back_names_the_cause_not_the_disk(tmp_path, monkeypatch):
+    """On torch 2.3 the safe loader refused the scheduler's Counter, and the message said 'free disk space'."""
+    import mh2f_plugin.models.derain_model as derain_model
+    for folder in ('models', 'states'):
+        (tmp_path / folder).mkdir()
+    model = build_model(model_options(tmp_path))
+    real_load = torch.load
+
+    def refuses_states(path, *args, **kwargs):
+        if str(path).endswith('.state'):
+            raise RuntimeError('Weights only load failed: Unsupported global: collections.Counter')
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(derain_model.torch, 'load', refuses_states)
+    with pytest.raises(CheckpointError) as error:
+        model.save(epoch=0, current_iter=3)
+    assert '3.state does not load back: RuntimeError: Weights only load failed: Unsupported global' in str(error.value)
+    assert 'free disk space' not in str(error.value) and '(fix that, then resume with --auto_resume)' in str(
+        error.value)

@@ -154,6 +154,25 @@ def test_convert_weights_writes_a_checkpoint_basicsr_and_derain_load(tmp_path):
     assert cv2.imread(str(tmp_path / 'out.png')).shape == (21, 30, 3)
 
 
+def test_a_full_disk_while_converting_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """torch's writer raises RuntimeError on a full disk; it escaped as a traceback and left DST.partial."""
+    from mh2f_plugin.cli.main import main
+    torch.save(official_layouts.prenet(), tmp_path / 'prenet.pth')
+    real_save = torch.save
+
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(b'PK\x03\x04 half')
+        raise RuntimeError('[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file '
+                           'data/0: file write failed')
+
+    monkeypatch.setattr(torch, 'save', disk_full)
+    assert main(['convert-weights', str(tmp_path / 'prenet.pth'), str(tmp_path / 'out.pth')]) == 2
+    err = capsys.readouterr().err
+    assert 'out.pth: cannot write: ' in err and 'file write failed' in err and 'Traceback' not in err
+    monkeypatch.setattr(torch, 'save', real_save)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['prenet.pth']
+
+
 def test_errors_name_the_file_and_what_is_wrong(tmp_path):
     torch.save({'encoder.weight': torch.zeros(2, 2), 'head.bias': torch.zeros(2)}, tmp_path / 'unknown.pth')
     torch.save(official_layouts.prenet(), tmp_path / 'prenet.pth')

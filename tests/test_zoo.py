@@ -121,6 +121,60 @@ def test_a_folder_of_downloaded_files_needs_no_request(synthetic_zoo, tmp_path, 
     assert str(offline) in capsys.readouterr().out
 
 
+def test_a_damaged_converted_file_in_the_cache_is_converted_again(synthetic_zoo, tmp_path):
+    """zoo get said a corrupt converted file was fine, and derain then failed on it."""
+    assert main(['zoo', 'get', 'tiny-prn']) == 0
+    converted = tmp_path / 'zoo' / 'someone_derain' / 'logs' / ('tiny-prn.pth' + zoo.CONVERTED_SUFFIX)
+    converted.write_bytes(converted.read_bytes()[:100])
+    path, _ = zoo.fetch('tiny-prn')
+    assert path == str(converted) and torch.load(path, weights_only=True)['network_g']['type'] == 'PRN'
+    assert len(synthetic_zoo.requests) == 1, 'converted again from the verified original, no new download'
+
+
+NO_PSNR = {'Rain100H': {'ssim': 0.9}}
+WORDY_PSNR = {'Rain100H': {'psnr': 'high'}}
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda item: item.update(url='https://example.org/w.pth'), "entry 'mine': url must be https://github.com/"),
+    (lambda item: item.update(published=NO_PSNR), "entry 'mine': published 'Rain100H' must give psnr"),
+    (lambda item: item.update(published=WORDY_PSNR), "published 'Rain100H' must give psnr"),
+])
+def test_a_catalogue_of_your_own_is_checked(tmp_path, monkeypatch, capsys, change, message):
+    item = {
+        'arch': {
+            'type': 'PRN'
+        },
+        'trained_on': 'x',
+        'url': f'https://github.com/a/b/raw/{COMMIT}/w.pth',
+        'sha256': 'f' * 64
+    }
+    change(item)
+    monkeypatch.setenv('MH2F_ZOO_CATALOGUE', str(write_yaml(tmp_path / f'cat{len(message)}.yml', {'mine': item})))
+    assert main(['zoo', 'list']) == 2
+    err = capsys.readouterr().err
+    assert message in err and 'Traceback' not in err
+
+
+def test_a_published_figure_without_ssim_is_listed(tmp_path, monkeypatch, capsys):
+    item = {
+        'arch': {
+            'type': 'PRN'
+        },
+        'trained_on': 'x',
+        'url': f'https://github.com/a/b/raw/{COMMIT}/w.pth',
+        'sha256': 'f' * 64,
+        'published': {
+            'Rain100H': {
+                'psnr': 29.5
+            }
+        }
+    }
+    monkeypatch.setenv('MH2F_ZOO_CATALOGUE', str(write_yaml(tmp_path / 'ssimless.yml', {'mine': item})))
+    assert main(['zoo', 'list']) == 0
+    assert '| Rain100H 29.50 |' in capsys.readouterr().out
+
+
 def test_unknown_name_lists_close_ones(synthetic_zoo, capsys):
     assert main(['zoo', 'get', 'tiny-pnr']) == 2
     assert 'zoo:tiny-pnr: no such zoo name; close: tiny-prn' in capsys.readouterr().err

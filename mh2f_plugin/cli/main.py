@@ -11,6 +11,7 @@ test) or ``MH2F_DEBUG=1`` shows the traceback of every error.
 """
 import argparse
 import os
+import subprocess
 import sys
 
 from mh2f_plugin.cli.commands import compare, convert_weights, derain, list_registered, lmdb, test, train, zoo
@@ -22,6 +23,22 @@ COMMANDS = (train, test, derain, lmdb, compare, convert_weights, zoo, list_regis
 WORKER_TRACEBACK = 'Original Traceback (most recent call last):'
 
 
+def source_commit(folder):
+    """The git commit checked out at ``folder``, or None where it is no git checkout."""
+    if not os.path.exists(os.path.join(folder, '.git')):
+        return None
+    result = subprocess.run(['git', '-C', folder, 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True)
+    return result.stdout.strip() or None
+
+
+def basicsr_version(basicsr):
+    """BasicSR's version, with its git commit where it runs from a source checkout (GitHub master
+    and the 1.4.2 release both say 1.4.2) or recorded one when it was built."""
+    commit = source_commit(os.path.dirname(os.path.dirname(basicsr.__file__)))
+    commit = commit or (basicsr.__gitsha__ if getattr(basicsr, '__gitsha__', 'unknown') != 'unknown' else None)
+    return basicsr.__version__ + (f' (git {commit})' if commit else '')
+
+
 def version_text():
     """This plugin's version and location, and the versions of BasicSR and torch it runs with."""
     import basicsr
@@ -29,7 +46,7 @@ def version_text():
 
     import mh2f_plugin
     return (f'mh2f_plugin {mh2f_plugin.__version__} ({os.path.dirname(mh2f_plugin.__file__)}), '
-            f'basicsr {basicsr.__version__}, torch {torch.__version__}')
+            f'basicsr {basicsr_version(basicsr)}, torch {torch.__version__}')
 
 
 def build_parser():

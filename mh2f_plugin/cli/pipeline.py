@@ -5,12 +5,17 @@ The flags are BasicSR's: ``-opt``, ``--launcher``, ``--auto_resume``, ``--debug`
 ``--force_yml``. The options are checked as BasicSR will run them (``--force_yml`` applied)
 before BasicSR starts, so that a mistake ends in one line naming the file and the key.
 """
+import contextlib
+import fcntl
 import os
 import sys
 
 from mh2f_plugin.cli.flags import add_options_file
 from mh2f_plugin.errors import InvalidOption, OptionsError
 from mh2f_plugin.utils.options import check_options, with_prepared_options
+
+# What each distributed launcher sets before BasicSR reads it.
+LAUNCHER_VARIABLES = {'pytorch': ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'), 'slurm': ('SLURM_PROCID', )}
 
 
 def add_pipeline_arguments(parser):
@@ -31,11 +36,34 @@ def basicsr_argv(args):
     return argv + (['--force_yml', *args.force_yml] if args.force_yml else [])
 
 
+@contextlib.contextmanager
+def experiment_lock(name):
+    """Holds ``experiments/.NAME.lock`` (flock) while this process trains ``NAME``: a second
+    ``basicsr train`` of the same name refuses at once, where BasicSR would archive the live run's
+    folder and let both write into one. Only the first process of a distributed run takes it."""
+    if int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))) != 0:
+        yield
+        return
+    folder = os.path.join(os.getcwd(), 'experiments')
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f'.{name}.lock'), 'a') as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OptionsError(f"{os.path.join(folder, name)}: another basicsr train of '{name}' is running; "
+                               'wait for it, or give this run another name') from None
+        yield
+
+
 def run_pipeline(command, args):
     """Checks the options, then runs BasicSR's pipeline of ``command`` (train or test) on them;
     returns the checked options."""
     if args.opt is None:
         raise OptionsError(f'basicsr {command} needs -opt FILE.yml')
+    missing = [name for name in LAUNCHER_VARIABLES.get(args.launcher, ()) if name not in os.environ]
+    if missing:
+        raise OptionsError(f"--launcher {args.launcher}: {', '.join(missing)} not set; start the command with "
+                           f"{'torchrun' if args.launcher == 'pytorch' else 'srun'} (docs/training.md)")
     opt, warnings = check_options(args.opt, is_train=command == 'train', force_yml=args.force_yml)
     for warning in warnings:
         print(f'basicsr {command}: warning: {args.opt}: {warning}', file=sys.stderr)
@@ -45,7 +73,11 @@ def run_pipeline(command, args):
     module.parse_options = with_prepared_options(module.parse_options)
     sys.argv = [f'basicsr {command}'] + basicsr_argv(args)
     try:
-        (module.train_pipeline if command == 'train' else module.test_pipeline)(os.getcwd())
+        if command == 'train':
+            with experiment_lock(opt['name']):
+                module.train_pipeline(os.getcwd())
+        else:
+            module.test_pipeline(os.getcwd())
     except InvalidOption as error:  # a component refused a value: say in which file it was
         raise OptionsError(f'{args.opt}: {error}') from error
     return opt

@@ -36,4 +36,7 @@ def load_plugins():
             importlib.import_module(name)
         except ImportError as error:
             raise PluginError(f"plugin '{name}' could not be imported: {error}") from error
+        except SyntaxError as error:
+            raise PluginError(f"plugin '{name}' could not be imported: {error.filename}:{error.lineno}: "
+                              f'{error.msg}') from error
     return names

@@ -8,6 +8,7 @@ viewers show them. ``from_float_bgr`` goes back: the bit depth, gray or colour, 
 channel of the original. Truncated PNG and JPEG files are refused (OpenCV decodes them partly,
 silently); bytes after a complete image (phone "motion photos") are accepted.
 """
+import contextlib
 import cv2
 import io
 import numpy as np
@@ -21,6 +22,7 @@ from mh2f_plugin.utils.atomic_write import write_bytes_atomically
 JPEG_START, JPEG_END = b'\xff\xd8', b'\xff\xd9'
 PNG_END = b'IEND\xaeB`\x82'
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+DEFAULT_PILLOW_LIMIT = Image.MAX_IMAGE_PIXELS  # Pillow warns above it and refuses above twice it
 
 EXIF_ORIENTATION = 0x0112
 # EXIF orientation -> (transpose first, then np.rot90 turns counter-clockwise, then flip left-right)
@@ -95,10 +97,54 @@ def upright(img, orientation):
     return np.ascontiguousarray(img[:, ::-1] if flip else img)
 
 
+def max_pixels():
+    """The largest image, in pixels, that is decoded: ``$MH2F_MAX_IMAGE_PIXELS`` (0: no limit), else
+    Pillow's decompression-bomb threshold (178,956,970 pixels, e.g. 13,000 x 13,000)."""
+    value = os.environ.get('MH2F_MAX_IMAGE_PIXELS', '')
+    if not value.isdigit():
+        if value:
+            raise ImageReadError(f'MH2F_MAX_IMAGE_PIXELS={value!r}: must be a whole number of pixels (0: no limit)')
+        return 2 * DEFAULT_PILLOW_LIMIT
+    return int(value)
+
+
+@contextlib.contextmanager
+def _pillow_without_limit():
+    """Pillow's own bomb guard lifted, so that ``check_pixels`` applies the one limit of this package."""
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def check_pixels(width, height, name):
+    """``ImageReadError`` when an image of ``width x height`` is over ``max_pixels()``."""
+    limit = max_pixels()
+    if limit and width * height > limit:
+        raise ImageReadError(f'{name}: {width}x{height} is {width * height:,} pixels, over the limit of {limit:,} '
+                             '(a decompression bomb, or a photo too large for memory); raise the limit with '
+                             'MH2F_MAX_IMAGE_PIXELS=N (0: none), or downscale the photo')
+
+
+def header_size(source, name):
+    """``(width, height, samples per pixel)`` from the header of an image (a path or bytes), checked
+    against ``max_pixels()`` before anything is decoded; None where Pillow cannot read the header."""
+    try:
+        with _pillow_without_limit(), Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            width, height = img.size
+            bands = len(img.getbands())
+    except (OSError, ValueError, SyntaxError):  # not an image Pillow reads: OpenCV decides below
+        return None
+    check_pixels(width, height, name)
+    return width, height, bands
+
+
 def decode_raw(data, name):
     """Encoded image bytes -> the array as stored (gray, BGR or BGRA; 8 or 16 bits); checked."""
     if not data:
         raise ImageReadError(f'{name}: empty file')
+    header_size(data, name)
     problem = _truncation(data)
     if problem:
         raise ImageReadError(f'{name}: {problem}')

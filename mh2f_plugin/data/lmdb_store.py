@@ -23,11 +23,10 @@ import signal
 import struct
 from dataclasses import dataclass
 from multiprocessing import Pool
-from PIL import Image
 from tqdm import tqdm
 from urllib.parse import quote
 
-from mh2f_plugin.data.image_io import ImageReadError, decode_raw, read_bytes, to_float_bgr
+from mh2f_plugin.data.image_io import ImageReadError, decode_raw, header_size, read_bytes, to_float_bgr
 from mh2f_plugin.data.layouts import Pair, read_records
 from mh2f_plugin.errors import DatasetError, OptionsError
 from mh2f_plugin.utils.atomic_write import PARTIAL_SUFFIX, write_text_atomically
@@ -171,24 +170,12 @@ def _encode(job):
     return encode_entry(*job)
 
 
-@contextlib.contextmanager
-def _no_pixel_limit():
-    """Pillow refuses to open images over ``Image.MAX_IMAGE_PIXELS`` (a decompression-bomb guard
-    for untrusted input); a dataset being converted is the user's own, so the guard is lifted."""
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
-
-
 def image_header(path):
-    """``(width, height, samples per pixel)`` from an image file's header."""
-    try:
-        with _no_pixel_limit(), Image.open(path) as img:
-            return img.size + (len(img.getbands()), )
-    except OSError as error:
-        raise ImageReadError(f'{path}: not a readable image ({error})') from error
+    """``(width, height, samples per pixel)`` from an image file's header, within the pixel limit."""
+    header = header_size(path, path)
+    if header is None:
+        raise ImageReadError(f'{path}: not a readable image (no header Pillow knows)')
+    return header
 
 
 def size_bound(header):

@@ -31,13 +31,14 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from collections import OrderedDict
 
-from mh2f_plugin.errors import CheckpointError, InvalidOption, NonFiniteLossError
+from mh2f_plugin.errors import CheckpointError, DatasetError, InvalidOption, NonFiniteLossError
 from mh2f_plugin.models.inference import restore, size_multiple
 from mh2f_plugin.models.numerics import (AMP_DTYPES, AUTO, bf16_channels_last_miscomputed, describe, resolve_amp,
                                          resolve_channels_last)
 from mh2f_plugin.weights.loader import load_weights_into
 
 METRICS_FILE = 'metrics.csv'
+SSIM_WINDOW = 11  # BasicSR's calculate_ssim: an 11x11 Gaussian window, valid positions only
 STAGING_PREFIX = '.saving-'
 
 
@@ -52,12 +53,13 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _loads(path):
+def _load_problem(path):
+    """None when ``path`` loads as a checkpoint, else why it does not."""
     try:
         torch.load(path, map_location='cpu', weights_only=True)
-        return True
-    except Exception:  # any way a file can fail to load means it is not a complete checkpoint
-        return False
+        return None
+    except Exception as error:  # any way a file can fail to load means it is not a complete checkpoint
+        return f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
 
 
 @MODEL_REGISTRY.register()
@@ -112,6 +114,7 @@ class DerainModel(SRModel):
 
     def feed_data(self, data):
         super().feed_data(data)
+        self.image_path = data.get('lq_path', [None])[0]
         if self.channels_last:
             self.lq = self.lq.contiguous(memory_format=torch.channels_last)
 
@@ -145,7 +148,19 @@ class DerainModel(SRModel):
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
+    def check_metric_windows(self):
+        """BasicSR's SSIM of an image smaller than its 11x11 window is NaN, logged without a word."""
+        height, width = self.gt.shape[-2:]
+        for name, metric in ((self.opt.get('val') or {}).get('metrics') or {}).items():
+            crop = metric.get('crop_border', 0)
+            if metric.get('type') == 'calculate_ssim' and min(height, width) - 2 * crop < SSIM_WINDOW:
+                raise DatasetError(f'{self.image_path}: {width}x{height} pixels, less crop_border {crop} at each side, '
+                                   f"is smaller than the {SSIM_WINDOW}x{SSIM_WINDOW} window of the metric '{name}' "
+                                   '(SSIM); test on larger images, or leave that metric out')
+
     def test(self):
+        if hasattr(self, 'gt'):
+            self.check_metric_windows()
         val_opt = self.opt.get('val') or {}
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         multiple = val_opt.get('pad_multiple') or size_multiple(net)
@@ -195,14 +210,18 @@ class DerainModel(SRModel):
             'models': [f"net_g_{'latest' if current_iter == -1 else current_iter}.pth"],
             'training_states': [f'{current_iter}.state'] if current_iter != -1 else []
         }
-        bad = [
-            name for key, names in expected.items() for name in names if not _loads(os.path.join(staging[key], name))
-        ]
+        problems = {
+            name: _load_problem(os.path.join(staging[key], name))
+            for key, names in expected.items()
+            for name in names
+        }
+        bad = [name for name, problem in problems.items() if problem]
         if bad:
-            cause = messages[0] if messages else 'written incompletely'
+            cause = messages[0] if messages else f'{bad[0]} does not load back: {problems[bad[0]]}'
+            fix = 'free disk space' if 'space' in cause.lower() else 'fix that'
             raise CheckpointError(f"{final['models']}: could not save {', '.join(bad)} of iteration {current_iter} "
                                   f'({cause}); training stopped, the previous checkpoint is still the latest '
-                                  '(free disk space, then resume with --auto_resume)')
+                                  f'({fix}, then resume with --auto_resume)')
 
     def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
         super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)

@@ -4,15 +4,19 @@ BasicSR itself fails on a missing key with a bare ``KeyError`` from deep inside 
 unknown ``type`` only once it reaches that component, and applies ``--force_yml`` with ``exec``.
 ``check_options`` reads the file as BasicSR will, applies ``--force_yml`` the same way but with
 one-line errors, and validates the result (``mh2f_plugin.utils.options_validation``) before
-BasicSR starts.
+BasicSR starts. A key given twice in a file is refused; ``--force_yml`` values are read as YAML
+(``mh2f_plugin.compat.force_yml_value``, which BasicSR then uses too).
+
 ``with_prepared_options`` wraps BasicSR's own ``parse_options`` so that what it returns is
 completed the same way: ``network_g`` from a zoo name, and CPU when CUDA is asked for but absent.
 """
 import os
 import torch
 import yaml
-from basicsr.utils.options import _postprocess_yml_value, ordered_yaml
+from basicsr.utils.options import ordered_yaml
+from collections import OrderedDict
 
+from mh2f_plugin.compat import force_yml_value
 from mh2f_plugin.errors import OptionsError
 from mh2f_plugin.utils.options_validation import validate
 from mh2f_plugin.weights import zoo
@@ -33,13 +37,39 @@ def parse_arch_spec(spec):
     return {'type': name.strip(), **options}
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping of an options file (YAML would keep the last silently)."""
+
+    def __init__(self, key, line, first_line):
+        super().__init__(f"{line}: duplicate key '{key}' (first at line {first_line})")
+
+
+class _OptionsLoader(ordered_yaml()[0]):
+    """BasicSR's options loader (ordered dicts) that refuses duplicate keys."""
+
+
+def _unique_mapping(loader, node):
+    lines = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in lines:
+            raise DuplicateKey(key, key_node.start_mark.line + 1, lines[key])
+        lines[key] = key_node.start_mark.line + 1
+    return OrderedDict(loader.construct_pairs(node))
+
+
+_OptionsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_options(path):
-    """The options file as BasicSR reads it (ordered dicts)."""
+    """The options file as BasicSR reads it (ordered dicts); a key given twice is refused."""
     if not os.path.isfile(path):
         raise OptionsError(f'{path}: options file not found')
     try:
         with open(path, encoding='utf-8') as f:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])
+            opt = yaml.load(f, Loader=_OptionsLoader)
+    except DuplicateKey as error:
+        raise OptionsError(f'{path}:{error}; remove one') from error
     except yaml.YAMLError as error:
         raise OptionsError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from error
     except (OSError, UnicodeDecodeError) as error:
@@ -69,7 +99,12 @@ def apply_force_yml(opt, entries, path):
                 raise OptionsError(f"{path}: --force_yml {entry!r}: no section '{':'.join(names[:depth + 1])}' "
                                    'to set a key in (BasicSR cannot create sections)')
             node = node[name]
-        node[names[-1]] = _postprocess_yml_value(value.strip())
+        if '=' in value:
+            raise OptionsError(f"{path}: --force_yml {entry!r}: a value cannot hold '=' (BasicSR splits at each one)")
+        try:
+            node[names[-1]] = force_yml_value(value.strip())
+        except ValueError as error:
+            raise OptionsError(f'{path}: --force_yml {entry!r}: {error}') from error
     return opt
 
 

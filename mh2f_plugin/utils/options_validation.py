@@ -10,12 +10,13 @@ import difflib
 import inspect
 import numbers
 import os
+import re
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from mh2f_plugin.errors import InvalidOption, OptionsError
 from mh2f_plugin.weights import zoo
-from mh2f_plugin.weights.checkpoint import read_checkpoint
+from mh2f_plugin.weights.checkpoint import PARAM_KEYS, read_checkpoint
 
 COMMON_KEYS = ('name', 'model_type', 'num_gpu', 'network_g:type', 'datasets', 'path')
 TRAIN_KEYS = ('datasets:train', 'train:total_iter', 'train:optim_g:type', 'train:scheduler:type', 'logger:print_freq',
@@ -80,6 +81,12 @@ def optional(check):
     return check_optional
 
 
+def folder_name(value):
+    """A name BasicSR makes folders of (experiments/NAME, results/NAME): one plain path component."""
+    plain = isinstance(value, str) and value not in ('', '.', '..') and not set(value) & {'/', '\\'}
+    return None if plain else 'a plain folder name (no /, not . or ..)'
+
+
 def gpus(value):
     return None if value == 'auto' or (_is_int(value) and value >= 0) else 'auto or an integer >= 0'
 
@@ -88,7 +95,7 @@ ABSENT = object()  # a key the options do not have (``None`` is an explicit ``~`
 
 # Key paths ('*' is any dataset phase) and what their values must be, when present.
 TYPES = {
-    'name': string,
+    'name': folder_name,
     'model_type': string,
     'num_gpu': gpus,
     'manual_seed': optional(integer),
@@ -170,6 +177,10 @@ def accepted_arguments(cls):
     return names
 
 
+# Arguments that are widths or counts of channels: positive integers, checked before torch sees them.
+WIDTH = re.compile(r'num_feat|num_(in|out)_ch|.*channels|.*_dim|growth|num_grow_ch|mid_channels')
+
+
 def check_registered(registry, kind, name, where, at=''):
     """Raises ``OptionsError`` ``"{where}: unknown {kind} 'NAME'{at}; did you mean ...? Registered
     {kind}s: ..."`` unless ``name`` is registered; ``at`` names the key (`` at 'network_g:type'``)."""
@@ -193,11 +204,14 @@ def check_component(options, registry, kind, where):
     if unknown:
         raise OptionsError(f"{where}: {name} has no argument '{unknown[0]}'{did_you_mean(unknown[0], accepted)} "
                            f"(it takes {', '.join(sorted(accepted))})")
+    for argument, value in options.items():
+        if WIDTH.fullmatch(argument) and value is not None and positive_int(value):
+            raise OptionsError(f'{where}: {name}: {argument} must be a positive integer, got {value!r}')
     if cls.__module__.startswith('mh2f_plugin.'):
         try:
             with torch.device('meta'):
                 cls(**{k: v for k, v in options.items() if k != 'type'})
-        except (InvalidOption, TypeError) as error:
+        except (InvalidOption, TypeError, ValueError, RuntimeError) as error:
             raise OptionsError(f'{where}: {error}') from error
 
 
@@ -256,7 +270,28 @@ class Validator:
                 continue
             if not os.path.isfile(os.path.expanduser(value)):
                 self.fail(f"'path:{key}': {value}: file not found")
-            read_checkpoint(os.path.expanduser(value))
+            checkpoint = read_checkpoint(os.path.expanduser(value))
+            if key == 'pretrain_network_g':
+                self.check_param_key(checkpoint, value)
+
+    def check_resume_target(self):
+        """BasicSR resumes into ``experiments/NAME`` without creating it: a state of another
+        experiment ended in a missing-file error about the options file's copy."""
+        state = lookup(self.opt, 'path:resume_state')
+        root = os.path.join(os.getcwd(), 'experiments', self.opt['name'])
+        if isinstance(state, str) and not os.path.isdir(root):
+            owner = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(state))))
+            self.fail(f"'path:resume_state': {state} is a state of experiment '{owner}', and BasicSR resumes into "
+                      f'{root}, which does not exist; set name: {owner}, or start a new run from its weights with '
+                      'path:pretrain_network_g')
+
+    def check_param_key(self, checkpoint, path):
+        """An explicit ``path:param_key_g`` that the checkpoint lacks (BasicSR would take another)."""
+        param_key = lookup(self.opt, 'path:param_key_g')
+        held = [key for key in PARAM_KEYS if isinstance(checkpoint, dict) and key in checkpoint]
+        if isinstance(param_key, str) and held and param_key not in held:
+            self.fail(f"'path:param_key_g': {path} has no '{param_key}' (it has {', '.join(held)}); "
+                      f"set param_key_g: {held[0]}")
 
     def check_val_keys(self):
         val = self.opt.get('val') or {}
@@ -303,4 +338,6 @@ def validate(opt, path, is_train):
     if opt['model_type'] == 'DerainModel':
         check.check_val_keys()
     check.check_weights()
+    if is_train:
+        check.check_resume_target()
     return check.warnings

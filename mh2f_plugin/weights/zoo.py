@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from mh2f_plugin.errors import WeightsError
-from mh2f_plugin.weights.checkpoint import save_converted
+from mh2f_plugin.weights.checkpoint import read_checkpoint, save_converted
 
 CATALOGUE = os.path.join(os.path.dirname(__file__), 'zoo.yml')
 GITHUB = 'https://github.com/'
@@ -45,7 +45,7 @@ class ZooEntry:
     @property
     def relative_path(self):
         """``OWNER_REPO/PATH`` from a ``https://github.com/OWNER/REPO/raw/COMMIT/PATH`` URL."""
-        match = re.fullmatch(r'https://github\.com/([^/]+)/([^/]+)/raw/[0-9a-f]+/(.+)', self.url)
+        match = URL.fullmatch(self.url)
         return os.path.join(f'{match.group(1)}_{match.group(2)}', *match.group(3).split('/'))
 
 
@@ -54,14 +54,27 @@ def catalogue():
     return _read_catalogue(os.environ.get('MH2F_ZOO_CATALOGUE') or CATALOGUE)
 
 
+URL = re.compile(r'https://github\.com/([^/]+)/([^/]+)/raw/[0-9a-f]+/(.+)')
+
+
 @lru_cache(maxsize=None)
 def _read_catalogue(path):
     try:
         with open(path, encoding='utf-8') as f:
             raw = yaml.safe_load(f)
-        return {name: ZooEntry(name=name, published=item.pop('published', {}), **item) for name, item in raw.items()}
+        entries = {name: ZooEntry(name=name, published=item.pop('published', {}), **item) for name, item in raw.items()}
     except (OSError, yaml.YAMLError, TypeError, AttributeError) as error:
         raise ZooError(f'{path}: not a readable zoo catalogue ({error})') from error
+    for item in entries.values():
+        if not isinstance(item.url, str) or not URL.fullmatch(item.url):
+            raise ZooError(f"{path}: entry '{item.name}': url must be https://github.com/OWNER/REPO/raw/COMMIT/PATH, "
+                           f'pinned to a commit, got {item.url!r}')
+        for dataset, scores in (item.published.items() if isinstance(item.published, dict) else [('', None)]):
+            numbers = isinstance(scores, dict) and all(isinstance(value, (int, float)) for value in scores.values())
+            if not numbers or 'psnr' not in scores or not set(scores) <= {'psnr', 'ssim'}:
+                raise ZooError(f"{path}: entry '{item.name}': published '{dataset}' must give psnr, and ssim where "
+                               f'it was published, as numbers; got {scores!r}')
+    return entries
 
 
 def zoo_dir(override=None):
@@ -140,7 +153,11 @@ def fetch(name, folder=None):
     original = os.path.join(zoo_dir(folder), item.relative_path)
     converted = original + CONVERTED_SUFFIX
     if os.path.isfile(converted):
-        return converted, dict(item.arch)
+        try:
+            read_checkpoint(converted)
+            return converted, dict(item.arch)
+        except WeightsError:  # a damaged cache: converted again below from the verified original
+            pass
     original = verified_file(item, folder)
     if os.access(os.path.dirname(original), os.W_OK):
         save_converted(original, converted, dict(item.arch))
