@@ -308,3 +308,69 @@ def test_reproduce_recipe_runs_basicsr_test_on_official_weights(tmp_path):
     row = next(line for line in result.stdout.splitlines() if line.startswith('| Rain100H |'))
     assert float(row.split('|')[2]) > 26, row
     assert (zoo_folder / (zoo.entry('prn6_r-rain100h').relative_path + zoo.CONVERTED_SUFFIX)).is_file()
+
+
+def real_rain_reference(state, rainy, stages=4):
+    """The authors' real-rain network (``Generator_lstm`` of csdwren/PReNet ``generator.py``), written
+    here from its description over their unconverted state dict: each stage convolves the rainy
+    image with the last result, applies five residual blocks, then the LSTM, and predicts the image
+    from the hidden state with one convolution. ``rainy`` is ``(1, 3, H, W)`` RGB in [0, 1]."""
+
+    def conv(x, name):
+        return torch.nn.functional.conv2d(x, state[f'{name}.weight'], state[f'{name}.bias'], padding=1)
+
+    x = rainy
+    h = c = torch.zeros(1, 32, *rainy.shape[2:])
+    for _ in range(stages):
+        x = torch.relu(conv(torch.cat([rainy, x], 1), 'conv0.0'))
+        for block in range(1, 6):
+            inner = torch.relu(conv(torch.relu(conv(x, f'res_conv{block}.0')), f'res_conv{block}.2'))
+            x = torch.relu(inner + x)
+        gates = torch.cat([x, h], 1)
+        i, f, o = (torch.sigmoid(conv(gates, f'conv_{gate}.0')) for gate in 'ifo')
+        c = f * c + i * torch.tanh(conv(gates, 'conv_g.0'))
+        h = o * torch.tanh(c)
+        x = conv(h, 'conv.0')
+    return x
+
+
+@needs_realdata
+@pytest.mark.parametrize('name', ['prenet6-real1', 'prenet6-real2'])
+def test_the_real_rain_models_run_the_authors_real_rain_network(tmp_path, monkeypatch, name):
+    """The zoo ran logs/real/PReNet{1,2}.pth in PReNet, whose topology differs (LSTM before the
+    residual blocks, the input added back): up to 89 levels off on real photos."""
+    import cv2
+    item = zoo.entry(name)
+    (tmp_path / item.relative_path).parent.mkdir(parents=True)
+    (tmp_path / item.relative_path).symlink_to(REALDATA / 'weights' / item.relative_path)
+    monkeypatch.setenv('MH2F_ZOO_DIR', str(tmp_path))
+    photo_bgr = cv2.imread(str(sorted((REALDATA / 'Real9_DID-MDN' / 'github').glob('*.jpg'))[0]))
+    rainy = torch.from_numpy(photo_bgr[100:164, 120:200, ::-1].transpose(2, 0, 1) / 255).float()[None]
+    net, network_opt = load_network(f'zoo:{name}')
+    assert network_opt['type'] == 'PReNet_real'
+    state = torch.load(REALDATA / 'weights' / item.relative_path, map_location='cpu', weights_only=True)
+    with torch.no_grad():
+        expected = real_rain_reference(state, rainy)
+        assert torch.allclose(net.eval()(rainy), expected, atol=1e-5)
+        bare, bare_opt = load_network(str(REALDATA / 'weights' / item.relative_path))
+        assert bare_opt['type'] == 'PReNet_real', 'a bare official file is recognised by its sha256'
+        assert torch.allclose(bare.eval()(rainy), expected, atol=1e-5)
+        wrong, _ = load_network(str(REALDATA / 'weights' / item.relative_path), {'type': 'PReNet'})
+        assert (wrong.eval()(rainy) - expected).abs().max() > 0.1, 'the test tells the two topologies apart'
+
+
+def test_a_variant_named_for_an_official_file_keeps_its_own_defaults():
+    """The keys of a PReNet file cannot tell its stages or its residual output; a variant asked for
+    (PReNet_real: 4 stages, image predicted directly) must not get PReNet's defaults instead."""
+    import tempfile
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    from mh2f_plugin.errors import InvalidOption
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(official_layouts.prenet(), f'{folder}/real.pth')
+        net, network_opt = load_network(f'{folder}/real.pth', {'type': 'PReNet_real'})
+    assert network_opt['type'] == 'PReNet_real' and 'num_iters' not in network_opt and 'residual' not in network_opt
+    assert (net.num_iters, net.residual, net.recurrent_position) == (4, False, 'after_res')
+    assert net(torch.rand(1, 3, 12, 16)).shape == (1, 3, 12, 16)
+    with pytest.raises(InvalidOption, match="recurrent_position must be one of 'before_res', 'after_res'"):
+        ARCH_REGISTRY.get('PReNet')(recurrent_position='sideways')

@@ -14,6 +14,9 @@ GRU ablation     ``recurrent: gru, residual: false``
 LSTM ablation    ``residual: false`` (the output is predicted directly)
 PReNet_x         ``stage_input: previous, residual: false`` (no rainy image after stage 1)
 5 / 7 stages     ``num_iters: 5`` / ``7``
+PReNet_real      ``recurrent_position: after_res, residual: false, num_iters: 4``: the authors'
+                 real-rain network (``Generator_lstm`` of their ``generator.py``, which their
+                 ``test_real.py`` builds for ``logs/real/PReNet1.pth`` and ``PReNet2.pth``)
 ===============  ======================================================
 
 Published defaults: 6 stages, 32 channels, 5 residual blocks. The authors' checkpoints load
@@ -29,6 +32,7 @@ from mh2f_plugin.errors import InvalidOption
 
 RECURRENT_UNITS = ('lstm', 'gru', 'none')
 STAGE_INPUTS = ('concat', 'previous')
+RECURRENT_POSITIONS = ('before_res', 'after_res')
 
 
 class ConvLSTMCell(nn.Module):
@@ -108,6 +112,8 @@ class PReNet(nn.Module):
         shared_res (bool): one residual block applied ``num_res`` times (the ``_r`` variants).
         residual (bool): add the rainy image to each stage's output. Default: True.
         stage_input (str): ``'concat'`` (rainy image and previous result) or ``'previous'``.
+        recurrent_position (str): the recurrent unit ``'before_res'`` (PReNet) or ``'after_res'``
+            (the real-rain ``Generator_lstm``: the last convolution then reads the hidden state).
     """
 
     def __init__(self,
@@ -118,15 +124,18 @@ class PReNet(nn.Module):
                  recurrent='lstm',
                  shared_res=False,
                  residual=True,
-                 stage_input='concat'):
+                 stage_input='concat',
+                 recurrent_position='before_res'):
         super().__init__()
         name = type(self).__name__
         _choice(name, 'recurrent', recurrent, RECURRENT_UNITS)
         _choice(name, 'stage_input', stage_input, STAGE_INPUTS)
+        _choice(name, 'recurrent_position', recurrent_position, RECURRENT_POSITIONS)
         if num_iters < 1 or num_res < 1:
             raise InvalidOption(f'{name}: num_iters and num_res must be at least 1, got {num_iters} and {num_res}')
         self.num_iters, self.num_feat = num_iters, num_feat
         self.recurrent, self.residual, self.stage_input = recurrent, residual, stage_input
+        self.recurrent_position = recurrent_position
         head_in = 2 * num_in_ch if stage_input == 'concat' else num_in_ch
         self.head = nn.Sequential(nn.Conv2d(head_in, num_feat, 3, 1, 1), nn.ReLU(inplace=True))
         if recurrent == 'lstm':
@@ -142,12 +151,16 @@ class PReNet(nn.Module):
         out = rainy
         for _ in range(self.num_iters):
             x = self.head(torch.cat([rainy, out], 1) if self.stage_input == 'concat' else out)
+            if self.recurrent_position == 'after_res':
+                x = self.body(x)
             if self.recurrent == 'lstm':
                 x, c = self.lstm(torch.cat([x, h], 1), c)
                 h = x
             elif self.recurrent == 'gru':
                 x = h = self.gru(x, h)
-            out = self.tail(self.body(x))
+            if self.recurrent_position == 'before_res':
+                x = self.body(x)
+            out = self.tail(x)
             if self.residual:
                 out = rainy + out
         return out
@@ -175,3 +188,12 @@ class PRN_r(PReNet):
 
     def __init__(self, recurrent='none', shared_res=True, **kwargs):
         super().__init__(recurrent=recurrent, shared_res=shared_res, **kwargs)
+
+
+@ARCH_REGISTRY.register()
+class PReNet_real(PReNet):
+    """The authors' real-rain PReNet (``Generator_lstm``): 4 stages, the LSTM after the residual
+    blocks, the image predicted directly; same arguments."""
+
+    def __init__(self, num_iters=4, residual=False, recurrent_position='after_res', **kwargs):
+        super().__init__(num_iters=num_iters, residual=residual, recurrent_position=recurrent_position, **kwargs)

@@ -8,6 +8,7 @@ dicts, ``{'net': ...}`` containers, ``module.`` prefixes). Files are read with t
 names the file: not found, not a torch file, truncated, no state dict inside, unknown layout (with
 the keys that did not match), or weights of another network.
 """
+import inspect
 import os
 import torch
 import zipfile
@@ -105,7 +106,8 @@ def read_weights(path, param_key=None):
 def merged_options(weights, requested, path):
     """The ``network_g`` to build for ``weights``: ``requested`` (the user's, possibly None or
     without ``type``) over what the file says. The requested type must be the file's or a
-    variant of it (``PRN`` for a PReNet file)."""
+    variant of it (``PRN`` for a PReNet file); a variant's own defaults then replace the file's
+    options that only repeat the defaults of the file's type (values the keys cannot tell)."""
     requested = dict(requested or {})
     found = dict(weights.network_opt or {})
     if not found:
@@ -116,7 +118,16 @@ def merged_options(weights, requested, path):
             raise WeightsError(f"{path}: holds {found['type']} weights ({weights.source}), not {wanted}")
     if weights.source == BASICSR and 'type' in requested:
         return requested
+    if wanted != found['type'] and wanted in ARCH_REGISTRY:  # a variant: its defaults over the file's guesses
+        guessed = _defaults(ARCH_REGISTRY.get(found['type']))
+        found = {key: value for key, value in found.items() if key not in guessed or guessed[key] != value}
     return {**found, **requested, 'type': wanted}
+
+
+def _defaults(cls):
+    """The default argument values of ``cls(...)``: what a file's options say when it cannot tell."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def load_into(net, weights, path, strict=True):

@@ -3,7 +3,7 @@
 ``NAME`` where no such file exists)."""
 from mh2f_plugin.errors import WeightsError
 from mh2f_plugin.weights import zoo
-from mh2f_plugin.weights.checkpoint import build_loaded, load_into, merged_options, read_weights
+from mh2f_plugin.weights.checkpoint import BASICSR, build_loaded, load_into, merged_options, read_weights
 
 
 def resolve(spec, zoo_folder=None):
@@ -18,10 +18,13 @@ def load_network(spec, network_opt=None, param_key=None, default_opt=None, zoo_f
     """``(net, network_g)``: the network for the weights ``spec``, built and loaded.
 
     The network is ``network_opt`` (the user's: an options file or flags) over the zoo entry's
-    over what the file says; when none of them names one, ``default_opt``.
+    (named, or found by the file's sha256) over what the file says; when none of them names one,
+    ``default_opt``.
     """
     path, zoo_opt = resolve(spec, zoo_folder)
     weights = read_weights(path, param_key)
+    if zoo_opt is None and weights.source != BASICSR:
+        zoo_opt = zoo.catalogued_arch(path)
     opt = merged_options(weights, {**(zoo_opt or {}), **(network_opt or {})} or None, path)
     if not opt.get('type'):
         opt = {**(default_opt or {}), **opt}

@@ -110,6 +110,14 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+def catalogued_arch(path):
+    """The zoo entry's ``network_g`` for a file that is one of the catalogue's originals (same
+    sha256: an official file downloaded by hand), else None. Keys cannot tell some networks apart
+    (PReNet and the real-rain PReNet_real); the catalogue can."""
+    digest = sha256_of(path)
+    return next((dict(item.arch) for item in catalogue().values() if item.sha256 == digest), None)
+
+
 def download_url(item):
     """``item.url`` with ``https://github.com/`` replaced by ``$MH2F_ZOO_MIRROR`` when set."""
     mirror = os.environ.get('MH2F_ZOO_MIRROR')

@@ -15,6 +15,7 @@ from mh2f_plugin.cli.flags import add_arch, add_overwrite
 from mh2f_plugin.errors import UserError
 from mh2f_plugin.utils.options import parse_arch_spec
 from mh2f_plugin.utils.options_validation import check_component
+from mh2f_plugin.weights import zoo
 from mh2f_plugin.weights.checkpoint import BASICSR, read_weights, save_converted
 
 NAME = 'convert-weights'
@@ -36,7 +37,10 @@ def run(args):
     source = read_weights(args.src).source
     if source == BASICSR:
         raise UserError(f'{args.src}: already a BasicSR checkpoint (params / params_ema); nothing to convert')
-    net, network_opt = save_converted(args.src, args.dst, requested)
+    net, network_opt = save_converted(args.src, args.dst, {
+        **(zoo.catalogued_arch(args.src) or {}),
+        **(requested or {})
+    })
     options = ', '.join(f'{k}: {v}' for k, v in network_opt.items() if k != 'type')
     count = sum(p.numel() for p in net.parameters())
     print(f"{args.src}: {source} -> {network_opt['type']} ({count:,} parameters; {options})\nwritten to {args.dst}")
