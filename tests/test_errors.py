@@ -145,7 +145,7 @@ def test_ssim_of_images_smaller_than_its_window_is_refused(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert main(['test', '-opt', str(write_yaml(tmp_path / 's.yml', options))]) == 2
     assert "lq/000.png: 12x9 pixels, less crop_border 0 at each side, is smaller than the 11x11 window of the " \
-        "metric 'ssim' (SSIM)" in error_line(capsys, 'test')
+        "metric 'ssim' (calculate_ssim)" in error_line(capsys, 'test')
 
 
 def test_a_training_set_smaller_than_one_batch_is_refused(tmp_path, monkeypatch, capsys, paired_data):

@@ -172,3 +172,36 @@ def test_real_rain_options_derain_photos_without_ground_truth(demo_run, tmp_path
         expected = tensor2img(tiled_forward(net, rainy, 32, 8, multiple=4))
     assert np.abs(saved.astype(int) - expected.astype(int)).max() <= 1, 'the saved image is the tiled restoration'
     assert np.abs(saved.astype(int) - cv2.imread(str(photos / 'street.jpg')).astype(int)).mean() > 1
+
+
+def test_niqe_of_photos_without_ground_truth_through_basicsr_test(tmp_path, monkeypatch, capsys):
+    """No-reference scores go through BasicSR's metric options: NIQE on a folder of photos with no
+    target, as basicsr test prints and saves it, equals calculate_niqe on the saved results."""
+    import csv
+    from basicsr.metrics import calculate_niqe
+
+    from mh2f_plugin.cli.main import main
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    for index in range(2):
+        cv2.imwrite(str(photos / f'p{index}.png'), photo(index, (192, 200 + 8 * index)))
+    torch.manual_seed(0)
+    torch.save({'params': MH2FNet(num_feat=8, num_blocks=2).state_dict()}, tmp_path / 'w.pth')
+    options = yaml.safe_load((REPO / 'options' / 'test_mh2f_real_rain.yml').read_text())
+    options.update(num_gpu=0, amp=None, network_g={'type': 'MH2FNet', 'num_feat': 8, 'num_blocks': 2})
+    options['datasets']['test_1']['dataroot_lq'] = str(photos)
+    options['path']['pretrain_network_g'] = str(tmp_path / 'w.pth')
+    options['val'].update(metrics={'niqe': {'type': 'calculate_niqe', 'crop_border': 0}})
+    (tmp_path / 'real.yml').write_text(yaml.safe_dump(options))
+    monkeypatch.chdir(tmp_path)
+    assert main(['test', '-opt', str(tmp_path / 'real.yml')]) == 0
+    with open(tmp_path / 'results' / options['name'] / 'metrics.csv', newline='') as f:
+        reported = float(next(csv.DictReader(f))['niqe'])
+    saved = sorted((tmp_path / 'results' / options['name'] / 'visualization' / 'real_rain').glob('*.png'))
+    assert len(saved) == 2
+    direct = np.mean([calculate_niqe(cv2.imread(str(path)), 0) for path in saved])
+    assert np.isfinite(reported) and reported == pytest.approx(direct, abs=1e-4)
+    cv2.imwrite(str(photos / 'small.png'), photo(3, (96, 150)))  # one 96x96 block: BasicSR's NIQE is NaN
+    assert main(['test', '-opt', str(tmp_path / 'real.yml')]) == 2
+    assert "small.png: 150x96 pixels, less crop_border 0 at each side, is smaller than two 96x96 blocks, what " \
+        "needs the metric 'niqe' (calculate_niqe)" in capsys.readouterr().err

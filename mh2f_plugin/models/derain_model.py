@@ -39,6 +39,7 @@ from mh2f_plugin.weights.loader import load_weights_into
 
 METRICS_FILE = 'metrics.csv'
 SSIM_WINDOW = 11  # BasicSR's calculate_ssim: an 11x11 Gaussian window, valid positions only
+NIQE_BLOCK = 96  # BasicSR's calculate_niqe: statistics over 96x96 blocks, at least two of them
 STAGING_PREFIX = '.saving-'
 
 
@@ -149,18 +150,24 @@ class DerainModel(SRModel):
             self.model_ema(decay=self.ema_decay)
 
     def check_metric_windows(self):
-        """BasicSR's SSIM of an image smaller than its 11x11 window is NaN, logged without a word."""
-        height, width = self.gt.shape[-2:]
+        """BasicSR's SSIM of an image smaller than its 11x11 window, and its NIQE of an image with
+        fewer than two 96x96 blocks, are NaN, logged without a word: refused, naming the image."""
+        height, width = self.lq.shape[-2:]
         for name, metric in ((self.opt.get('val') or {}).get('metrics') or {}).items():
             crop = metric.get('crop_border', 0)
-            if metric.get('type') == 'calculate_ssim' and min(height, width) - 2 * crop < SSIM_WINDOW:
-                raise DatasetError(f'{self.image_path}: {width}x{height} pixels, less crop_border {crop} at each side, '
-                                   f"is smaller than the {SSIM_WINDOW}x{SSIM_WINDOW} window of the metric '{name}' "
-                                   '(SSIM); test on larger images, or leave that metric out')
+            inner_h, inner_w = height - 2 * crop, width - 2 * crop
+            if metric.get('type') == 'calculate_ssim' and min(inner_h, inner_w) < SSIM_WINDOW:
+                need = f'the {SSIM_WINDOW}x{SSIM_WINDOW} window of'
+            elif metric.get('type') == 'calculate_niqe' and (inner_h // NIQE_BLOCK) * (inner_w // NIQE_BLOCK) < 2:
+                need = f'two {NIQE_BLOCK}x{NIQE_BLOCK} blocks, what needs'
+            else:
+                continue
+            raise DatasetError(f'{self.image_path}: {width}x{height} pixels, less crop_border {crop} at each side, '
+                               f"is smaller than {need} the metric '{name}' ({metric['type']}); test on larger "
+                               'images, or leave that metric out')
 
     def test(self):
-        if hasattr(self, 'gt'):
-            self.check_metric_windows()
+        self.check_metric_windows()
         val_opt = self.opt.get('val') or {}
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         multiple = val_opt.get('pad_multiple') or size_multiple(net)
