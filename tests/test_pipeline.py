@@ -12,7 +12,7 @@ from basicsr.utils import img2tensor, tensor2img
 
 from mh2f_plugin.archs.mh2f_arch import MH2FNet
 from mh2f_plugin.models.inference import tiled_forward
-from helpers import BASICSR, REPO, check_ok, photo, run_basicsr, subprocess_env
+from helpers import BASICSR, REPO, check_ok, noisy, photo, run_basicsr, subprocess_env
 
 SHORT_DEMO = [
     '--force_yml', 'train:total_iter=4', 'val:val_freq=4', 'logger:save_checkpoint_freq=4', 'logger:print_freq=2',
@@ -205,3 +205,41 @@ def test_niqe_of_photos_without_ground_truth_through_basicsr_test(tmp_path, monk
     assert main(['test', '-opt', str(tmp_path / 'real.yml')]) == 2
     assert "small.png: 150x96 pixels, less crop_border 0 at each side, is smaller than two 96x96 blocks, what " \
         "needs the metric 'niqe' (calculate_niqe)" in capsys.readouterr().err
+
+
+def make_spa_tree(root, scenes=(274, 301), size=(48, 56)):
+    """A tiny SPA-Data tree in the authors' naming: ``real_world/S/S-K/S-K_I_J.png`` rainy crops of
+    ``real_world_gt/S/S_I_J.png``, listed in ``real_world.txt``; ``test/rain/N.png`` and
+    ``test/gt/Ngt.png`` for the test set."""
+    lines = []
+    for number, scene in enumerate(scenes):
+        clean = photo(number, size)
+        for crop in range(2):
+            gt = f'real_world_gt/{scene}/{scene}_{crop}_3.png'
+            rainy = f'real_world/{scene}/{scene}-14/{scene}-14_{crop}_3.png'
+            for path, image in ((gt, clean), (rainy, noisy(clean, seed=crop))):
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / path), image)
+            lines.append(f'/{rainy} /{gt}')
+    (root / 'real_world.txt').write_text('\n'.join(lines) + '\n')
+    for number in range(2):
+        (root / 'test' / 'rain').mkdir(parents=True, exist_ok=True)
+        (root / 'test' / 'gt').mkdir(parents=True, exist_ok=True)
+        clean = photo(number + 3, size)
+        cv2.imwrite(str(root / 'test' / 'gt' / f'{number}gt.png'), clean)
+        cv2.imwrite(str(root / 'test' / 'rain' / f'{number}.png'), noisy(clean, seed=number + 7))
+
+
+def test_the_spa_recipe_trains_on_spa_datas_training_layout(tmp_path):
+    make_spa_tree(tmp_path / 'datasets' / 'SPA-Data')
+    short = [
+        '--force_yml', 'num_gpu=0', 'train:total_iter=2', 'train:scheduler:milestones=[1, 2]', 'val:val_freq=2',
+        'logger:save_checkpoint_freq=2', 'logger:print_freq=1', 'logger:use_tb_logger=false',
+        'datasets:train:batch_size_per_gpu=2', 'datasets:train:num_worker_per_gpu=0', 'datasets:train:gt_size=32',
+        'network_g:num_feat=8', 'network_g:num_blocks=2'
+    ]
+    check_ok(run_basicsr(['train', '-opt', REPO / 'options' / 'train_mh2f_spa.yml'] + short, cwd=tmp_path))
+    log = next((tmp_path / 'experiments' / 'MH2F_SPAData').glob('train_*.log')).read_text()
+    assert 'Number of train images: 4' in log and 'Number of val images/folders in SPA-Data_test: 2' in log
+    assert re.search(r'# psnr: \d+\.\d+', log), 'validated on the SPA test layout'
+    assert (tmp_path / 'experiments' / 'MH2F_SPAData' / 'models' / 'net_g_2.pth').is_file()
