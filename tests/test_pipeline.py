@@ -146,7 +146,7 @@ def test_real_rain_options_derain_photos_without_ground_truth(demo_run, tmp_path
     workdir, _ = demo_run
     photos = tmp_path / 'datasets' / 'real_rain'
     photos.mkdir(parents=True)
-    cv2.imwrite(str(photos / 'street.jpg'), photo(3, (45, 70)))
+    cv2.imwrite(str(photos / 'street.jpg'), photo(3, (100, 200)))  # two 96x96 blocks, as the recipe's NIQE needs
     weights = workdir / 'experiments' / 'MH2F_demo' / 'models' / 'net_g_latest.pth'
     command = [
         'test',
@@ -164,7 +164,7 @@ def test_real_rain_options_derain_photos_without_ground_truth(demo_run, tmp_path
     check_ok(run_basicsr(command, cwd=tmp_path))
     out = tmp_path / 'results' / 'MH2F_real_rain' / 'visualization' / 'real_rain' / 'street_derained.png'
     saved = cv2.imread(str(out))
-    assert saved.shape == (45, 70, 3)
+    assert saved.shape == (100, 200, 3)
     net = MH2FNet(num_feat=16, num_blocks=4).eval()
     net.load_state_dict(torch.load(weights)['params'])
     rainy = img2tensor(cv2.imread(str(photos / 'street.jpg')).astype(np.float32) / 255, bgr2rgb=True)[None]
