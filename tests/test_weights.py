@@ -374,3 +374,25 @@ def test_a_variant_named_for_an_official_file_keeps_its_own_defaults():
     assert net(torch.rand(1, 3, 12, 16)).shape == (1, 3, 12, 16)
     with pytest.raises(InvalidOption, match="recurrent_position must be one of 'before_res', 'after_res'"):
         ARCH_REGISTRY.get('PReNet')(recurrent_position='sideways')
+
+
+@needs_realdata
+@pytest.mark.parametrize('recipe, name', [('test_prenet6_real1.yml', 'prenet6-real1'),
+                                          ('test_spanet_spa_real_rain.yml', 'spanet-spa')])
+def test_real_rain_recipes_derain_and_score_photos_with_the_zoo_models(tmp_path, recipe, name):
+    import cv2
+    item = zoo.entry(name)
+    (tmp_path / 'zoo' / item.relative_path).parent.mkdir(parents=True)
+    (tmp_path / 'zoo' / item.relative_path).symlink_to(REALDATA / 'weights' / item.relative_path)
+    photos = tmp_path / 'datasets' / 'real_rain'
+    photos.mkdir(parents=True)
+    real = cv2.imread(str(sorted((REALDATA / 'Real9_DID-MDN' / 'github').glob('*.jpg'))[0]))
+    cv2.imwrite(str(photos / 'street.png'), real[:120, :200])
+    result = check_ok(
+        run_basicsr(['test', '-opt', REPO / 'options' / recipe],
+                    cwd=tmp_path,
+                    env={'MH2F_ZOO_DIR': str(tmp_path / 'zoo')}))
+    row = next(line for line in result.stdout.splitlines() if line.startswith('| real_rain |'))
+    assert 0 < float(row.split('|')[2]) < 100, row
+    stem = recipe[len('test_'):-len('.yml')]
+    assert (tmp_path / 'results' / stem / 'visualization' / 'real_rain' / 'street_derained.png').is_file()
