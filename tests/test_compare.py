@@ -12,7 +12,7 @@ from mh2f_plugin.archs.prenet_arch import PReNet
 from mh2f_plugin.archs.rescan_arch import RESCAN
 from mh2f_plugin.cli.commands.compare import evaluate
 from mh2f_plugin.cli.main import main
-from helpers import REPO, make_input_target, write
+from helpers import REPO, make_input_target, photo, write
 
 
 def count(net):
@@ -218,3 +218,66 @@ def test_a_network_that_refuses_the_image_size_is_one_line(tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert 'basicsr compare: error: EvenSizeNet: the network failed on ' in err and 'AssertionError' in err
     assert 'Traceback' not in err
+
+
+def make_photos(folder):
+    """Rainy photos without ground truth: sizes differ, one grayscale, one 16-bit."""
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / 'a.jpg'), photo(0, (200, 230)))
+    cv2.imwrite(str(folder / 'gray.png'), cv2.cvtColor(photo(1, (192, 210)), cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(folder / 'deep.png'), photo(2, (210, 196)).astype(np.uint16) * 257)
+
+
+def test_compare_on_photos_without_ground_truth(tmp_path, capsys):
+    from basicsr.metrics import calculate_niqe
+
+    import official_layouts
+    make_photos(tmp_path / 'photos')
+    torch.manual_seed(0)
+    torch.save(official_layouts.prenet(recurrent='none', shared=True), tmp_path / 'prn_r.pth')
+    out = tmp_path / 'out'
+    assert main([
+        'compare', '--weights', f'PRN_r={tmp_path / "prn_r.pth"}', '--arch', 'MH2FNet:{num_feat: 8, num_blocks: 2}',
+        '--data',
+        str(tmp_path / 'photos'), '--figure', 'a,deep,gray', '--tile', '96', '--tile-overlap', '16', '--size', '32x32',
+        '--out',
+        str(out)
+    ]) == 0
+    rows = read_table(out)
+    assert list(rows[0]) == ['network', 'parameters (M)', 'GMACs (32x32)', 's / MP', 'peak MB / image', 'NIQE']
+    assert [row['network'] for row in rows] == ['rainy input', 'MH2FNet', 'PRN_r']
+    saved = {name: cv2.imread(str(out / 'outputs' / 'PRN_r' / f'{name}.png')) for name in ('a', 'deep', 'gray')}
+    assert float(rows[2]['NIQE']) == pytest.approx(
+        np.mean([calculate_niqe(image, 0) for image in saved.values()]), abs=1e-3)
+    assert rows[1]['NIQE'] == '' and float(rows[1]['s / MP']) > 0, 'no weights: speed only'
+    for name in ('a', 'deep', 'gray'):
+        figure = cv2.imread(str(out / f'figure_{name}.png'))
+        assert figure is not None and figure.shape[1] > figure.shape[0] / 2
+    assert not (out / 'psnr_vs_gmacs.png').exists()
+    assert "NIQE (BasicSR's calculate_niqe" in (out / 'comparison.md').read_text()
+
+
+def test_a_folder_with_pairs_and_loose_photos_is_compared_on_its_pairs(tmp_path):
+    make_input_target(tmp_path / 'data')
+    cv2.imwrite(str(tmp_path / 'data' / 'loose.jpg'), photo(0, (200, 230)))
+    assert main([
+        'compare', '--arch', 'PRN:{num_feat: 8, num_iters: 1, num_res: 1}', '--data',
+        str(tmp_path / 'data'), '--size', '32x32', '--figure', 'none', '--out',
+        str(tmp_path / 'out')
+    ]) == 0
+    assert 'PSNR' in read_table(tmp_path / 'out')[0]
+
+
+@pytest.mark.parametrize('name, content, message', [
+    ('broken.jpg', b'\xff\xd8 not a jpeg', 'broken.jpg: '),
+    ('tiny.png', None, 'tiny.png: 60x40 pixels is too small for NIQE'),
+])
+def test_a_photo_that_cannot_be_scored_is_one_line(tmp_path, capsys, name, content, message):
+    make_photos(tmp_path / 'photos')
+    if content is None:
+        cv2.imwrite(str(tmp_path / 'photos' / name), photo(3, (40, 60)))
+    else:
+        (tmp_path / 'photos' / name).write_bytes(content)
+    assert main(['compare', '--arch', 'PRN', '--data', str(tmp_path / 'photos'), '--out', str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert 'basicsr compare: error: ' in err and message in err and 'Traceback' not in err

@@ -9,7 +9,9 @@ convert-weights`` reads, or a zoo name; the network comes from the file when no 
 that label). For each: parameters and GMACs at ``--size`` (``mmengine.analysis``), milliseconds and
 peak memory per image on this machine, and PSNR/SSIM (Y channel, no crop) on ``--data``, with
 weights from ``--weights`` or trained here with the shared ``--recipe`` for ``--train-iters``
-iterations. The first row is the rainy input itself. Writes ``OUT/comparison.md``,
+iterations. The first row is the rainy input itself. ``--data`` may also be a folder of rainy
+photos without ground truth: the table then scores NIQE and time per megapixel, and the figures
+zoom where the methods changed the photo most. Writes ``OUT/comparison.md``,
 ``OUT/comparison.csv``, ``OUT/psnr_vs_gmacs.png``, each network's restored images for the
 figure (``OUT/outputs/LABEL/``) and one figure per ``--figure`` image (``OUT/figure_NAME.png``).
 """
@@ -17,6 +19,7 @@ import contextlib
 import csv
 import cv2
 import multiprocessing
+import numpy as np
 import os
 import re
 import statistics
@@ -26,17 +29,19 @@ import time
 import torch
 import yaml
 from basicsr.archs import build_network
-from basicsr.metrics import calculate_psnr, calculate_ssim
-from basicsr.utils import tensor2img
+from basicsr.metrics import calculate_niqe, calculate_psnr, calculate_ssim
+from basicsr.utils import img2tensor, tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
 from tqdm import tqdm
 
 from mh2f_plugin.cli.flags import (add_arch, add_device, add_layout, add_numerics, add_options_file, add_zoo_dir,
                                    resolve_numerics)
 from mh2f_plugin.cli.plugins import load_plugins
-from mh2f_plugin.data.image_io import write_image
+from mh2f_plugin.data.image_io import read_image, write_image
+from mh2f_plugin.data.layouts import LayoutError, Pair, image_files
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
 from mh2f_plugin.errors import OptionsError, UserError
+from mh2f_plugin.models.derain_model import NIQE_BLOCK
 from mh2f_plugin.models.inference import padded_size, restore, size_multiple
 from mh2f_plugin.utils.allocator import keep_freed_memory
 from mh2f_plugin.utils.figure import draw_comparison, rainiest_crop
@@ -48,6 +53,9 @@ from mh2f_plugin.weights import zoo
 from mh2f_plugin.weights.loader import load_network
 
 COLUMNS = ('network', 'parameters (M)', 'GMACs', 'ms / image', 'peak MB / image', 'PSNR', 'SSIM')
+PHOTO_COLUMNS = ('network', 'parameters (M)', 'GMACs', 's / MP', 'peak MB / image', 'NIQE')
+SCORES = 'PSNR/SSIM on the Y channel, no border crop'
+PHOTO_SCORES = "NIQE (BasicSR's calculate_niqe, Y channel; lower is better), no ground truth"
 RAINY = 'rainy input'
 FIGURES_BY_DEFAULT = 2
 NAME = 'compare'
@@ -63,7 +71,10 @@ def add_arguments(parser):
         help='LABEL=W.pth: weights for the network labelled LABEL, or a new row; a zoo name '
         '(LABEL=NAME, or NAME alone, labelled NAME); repeatable')
     add_zoo_dir(parser)
-    parser.add_argument('--data', required=True, help='paired test data (any PairedDerainDataset layout)')
+    parser.add_argument(
+        '--data',
+        required=True,
+        help='paired test data (any PairedDerainDataset layout), or a folder of rainy photos without ground truth')
     add_layout(parser)
     parser.add_argument('--recipe', help='training options file shared by every network (with --train-iters)')
     parser.add_argument('--train-iters', type=int, help='train each network without weights for this many iterations')
@@ -72,6 +83,8 @@ def add_arguments(parser):
         '--figure',
         help='comma-separated image names (stems) to draw; "none" for no figure. '
         f'Default: {FIGURES_BY_DEFAULT} images spread over the test set')
+    parser.add_argument('--tile', type=int, help='restore in tiles of this many pixels, as derain --tile does')
+    parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles')
     add_device(parser)
     add_numerics(parser)
     parser.add_argument('--out', default='comparison', help='output folder. Default: comparison')
@@ -83,6 +96,9 @@ def check_flags(args):
         raise OptionsError('name at least one network with --arch, -opt or --weights')
     if args.train_iters and not args.recipe:
         raise OptionsError('--train-iters needs --recipe (the shared training options file)')
+    if args.tile is not None and (args.tile <= 0 or not 0 <= args.tile_overlap < args.tile):
+        raise OptionsError(f'--tile must be positive and --tile-overlap at least 0 and smaller, got {args.tile} and '
+                           f'{args.tile_overlap}')
     if not re.fullmatch(r'[1-9]\d*x[1-9]\d*', args.size):
         raise OptionsError(f'--size must be WxH in pixels, both at least 1, got {args.size!r}')
     if args.recipe:
@@ -173,9 +189,12 @@ def evaluate(net,
              on_output=None,
              desc=None,
              autocast=None,
-             memory_format=torch.contiguous_format):
+             memory_format=torch.contiguous_format,
+             tile=None,
+             tile_overlap=32):
     """Mean ms and peak MB per image, and mean PSNR/SSIM (Y, no crop) when ``with_metrics``;
-    inputs are padded to ``multiple`` and run under ``autocast`` in ``memory_format``;
+    inputs are padded to ``multiple`` (restored in ``tile``-pixel tiles when given) and run under
+    ``autocast`` in ``memory_format``;
     ``on_output(item, restored uint8 BGR)`` sees each result (metrics are float32 on the outputs).
     The first image is restored once untimed before it is timed, so that one-time set-up
     (kernel selection, allocator growth) is not charged to the time per image; the peak memory
@@ -185,11 +204,11 @@ def evaluate(net,
         lq = item['lq'][None].to(device, memory_format=memory_format)
         with torch.no_grad(), autocast or contextlib.nullcontext(), PeakMemory(device) as peak:
             if index == 0:
-                restore(net, lq, multiple=multiple)
+                restore(net, lq, tile, tile_overlap=tile_overlap, multiple=multiple)
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            out = restore(net, lq, multiple=multiple)
+            out = restore(net, lq, tile, tile_overlap=tile_overlap, multiple=multiple)
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
             times.append((time.perf_counter() - start) * 1e3)
@@ -208,21 +227,54 @@ def _mean_or_none(values):
     return statistics.fmean(values) if values else None
 
 
+class PhotoFolder:
+    """The photos directly in a folder, without ground truth, as ``{'lq', 'lq_path'}`` items like
+    ``PairedDerainDataset``'s: any format, size, bit depth and channels that derain reads."""
+
+    def __init__(self, root):
+        self.pairs = [Pair(os.path.join(root, name), None) for name in image_files(root)]
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        path = self.pairs[index].lq
+        return {'lq': img2tensor(read_image(path), bgr2rgb=True, float32=True), 'lq_path': path}
+
+
 def open_dataset(args):
-    return PairedDerainDataset({
-        'name': 'compare',
-        'dataroot': args.data,
-        'layout': args.layout,
-        'io_backend': {
-            'type': 'disk'
-        },
-        'phase': 'val'
-    })
+    """The test set: pairs in any layout, else (``--layout auto``) the photos directly in the folder,
+    without ground truth."""
+    try:
+        return PairedDerainDataset({
+            'name': 'compare',
+            'dataroot': args.data,
+            'layout': args.layout,
+            'io_backend': {
+                'type': 'disk'
+            },
+            'phase': 'val'
+        })
+    except LayoutError:
+        if args.layout != 'auto' or not image_files(args.data):
+            raise
+        return PhotoFolder(args.data)
+
+
+def niqe(image, name):
+    """NIQE of the uint8 BGR ``image`` (BasicSR's, Y channel; lower is better); ``OptionsError``
+    naming the photo when it has fewer than the two 96x96 blocks NIQE needs (BasicSR gives NaN)."""
+    height, width = image.shape[:2]
+    if (height // NIQE_BLOCK) * (width // NIQE_BLOCK) < 2:
+        raise OptionsError(f'{name}: {width}x{height} pixels is too small for NIQE, which needs two '
+                           f'{NIQE_BLOCK}x{NIQE_BLOCK} blocks; leave it out of the folder')
+    return calculate_niqe(image, 0)
 
 
 def measure(label, network_opt, weights_path, args, figure_names):
-    """``(parameters, GMACs, ms, peak MB, PSNR, SSIM)`` of one network, measured in
-    this process; the restored images named in ``figure_names`` go to ``OUT/outputs/LABEL/``.
+    """``(parameters, GMACs, ms, peak MB, PSNR, SSIM)`` of one network, measured in this process
+    (``(..., NIQE, None)`` on photos without ground truth); the restored images named in
+    ``figure_names`` go to ``OUT/outputs/LABEL/``.
 
     Run by ``compare_networks`` in a fresh process per network, so that no allocator cache of an
     earlier network hides this one's memory. GMACs are counted last for the same reason.
@@ -239,15 +291,27 @@ def measure(label, network_opt, weights_path, args, figure_names):
     net = net.to(device, memory_format=memory_format).eval()
     multiple = size_multiple(net)
     folder = outputs_folder(args.out, label)
+    paired = isinstance(dataset, PairedDerainDataset)
+    scores = []
 
     def keep(item, result):
+        if not paired and weights_path:
+            scores.append(niqe(result, item['lq_path']))
         if image_name(item['lq_path']) in figure_names:
             os.makedirs(folder, exist_ok=True)
             write_image(os.path.join(folder, image_name(item['lq_path']) + '.png'), result)
 
     try:
         ms, peak, psnr, ssim = evaluate(
-            net, dataset, device, multiple=multiple, with_metrics=weights_path is not None, on_output=keep, desc=label)
+            net,
+            dataset,
+            device,
+            multiple=multiple,
+            with_metrics=paired and weights_path is not None,
+            on_output=keep,
+            desc=label,
+            tile=args.tile,
+            tile_overlap=args.tile_overlap)
     except (AssertionError, RuntimeError, ValueError) as error:  # the network refused an input (e.g. its size)
         if isinstance(error, UserError):
             raise
@@ -256,7 +320,8 @@ def measure(label, network_opt, weights_path, args, figure_names):
     width, height = (int(v) for v in args.size.split('x'))
     with torch.no_grad():
         gmacs = macs(net, (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
-    return sum(p.numel() for p in net.parameters()), gmacs, ms, peak, psnr, ssim
+    quality = (psnr, ssim) if paired else (_mean_or_none(scores), None)
+    return (sum(p.numel() for p in net.parameters()), gmacs, ms, peak) + quality
 
 
 def figure_names(args, dataset):
@@ -275,7 +340,10 @@ def figure_names(args, dataset):
 
 
 def rainy_row(dataset):
-    """The table row of the rainy input itself: its PSNR/SSIM against the ground truth."""
+    """The table row of the rainy input itself: its PSNR/SSIM against the ground truth, or its NIQE."""
+    if not isinstance(dataset, PairedDerainDataset):
+        scores = [niqe(tensor2img(item['lq'][None]), item['lq_path']) for item in dataset]
+        return [RAINY, '', '', '', '', f'{statistics.fmean(scores):.3f}']
     scores = [y_metrics(tensor2img(item['lq'][None]), tensor2img(item['gt'][None])) for item in dataset]
     return [
         RAINY, '', '', '', '', f'{statistics.fmean(s[0] for s in scores):.2f}',
@@ -283,9 +351,16 @@ def rainy_row(dataset):
     ]
 
 
+def megapixels(dataset):
+    """The mean size of the dataset's rainy images, in megapixels."""
+    return statistics.fmean(item['lq'].shape[-1] * item['lq'].shape[-2] / 1e6 for item in dataset)
+
+
 def draw_figures(args, dataset, names, labels):
     """One comparison figure per image in ``names``: rainy, each network in ``labels``, ground truth."""
     index = {image_name(pair.lq): i for i, pair in enumerate(dataset.pairs)}
+    if not isinstance(dataset, PairedDerainDataset):
+        return [draw_photo_figure(args, dataset[index[name]], name, labels) for name in names]
     written = []
     for name in names:
         item = dataset[index[name]]
@@ -306,11 +381,32 @@ def draw_figures(args, dataset, names, labels):
     return written
 
 
+def draw_photo_figure(args, item, name, labels):
+    """The figure of one photo without ground truth: the rainy input and each method, titled with
+    NIQE, zoomed where the methods changed the photo most (no clean image tells where the rain is)."""
+    rainy = tensor2img(item['lq'][None])
+    panels = [(f"{RAINY} {niqe(rainy, item['lq_path']):.3f}", rainy)]
+    for label in labels:
+        path = os.path.join(outputs_folder(args.out, label), name + '.png')
+        if os.path.isfile(path):
+            result = cv2.imread(path)
+            panels.append((f"{label} {niqe(result, item['lq_path']):.3f}", result))
+    changed = np.mean([image.astype(np.float32) for _, image in panels[1:]], 0) if len(panels) > 1 else rainy
+    target = os.path.join(args.out, f'figure_{name}.png')
+    draw_comparison(
+        target, [(title, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)) for title, image in panels],
+        rainiest_crop(rainy, changed),
+        zoom_title='NIQE above; zoom: most changed')
+    return target
+
+
 def run(args):
     check_flags(args)
     rows_spec = network_rows(args)
     os.makedirs(args.out, exist_ok=True)
     dataset = open_dataset(args)
+    paired = isinstance(dataset, PairedDerainDataset)
+    mean_mp = megapixels(dataset)
     names = figure_names(args, dataset)
     rows, with_quality = [rainy_row(dataset)], []
     for label, network_opt, path in rows_spec:
@@ -321,34 +417,42 @@ def run(args):
         finally:  # let the worker exit by itself: a terminated one leaks its semaphores (warnings at exit)
             pool.close()
             pool.join()
-        rows.append([
-            label, f'{params / 1e6:.3f}', f'{gmacs:.2f}', f'{ms:.1f}', f'{peak:.1f}',
-            f'{psnr:.2f}' if psnr is not None else '', f'{ssim:.4f}' if ssim is not None else ''
-        ])
+        if paired:
+            quality = [f'{psnr:.2f}' if psnr is not None else '', f'{ssim:.4f}' if ssim is not None else '']
+            speed = f'{ms:.1f}'
+        else:
+            quality, speed = [f'{psnr:.3f}' if psnr is not None else ''], f'{ms / 1e3 / mean_mp:.2f}'
+        rows.append([label, f'{params / 1e6:.3f}', f'{gmacs:.2f}', speed, f'{peak:.1f}'] + quality)
         if psnr is not None:
             with_quality.append(label)
-    columns = list(COLUMNS)
+    columns = list(COLUMNS if paired else PHOTO_COLUMNS)
     columns[2] = f'GMACs ({args.size})'
-    figures = draw_figures(args, dataset, names, labels=with_quality) if with_quality else []
+    figures = draw_figures(args, dataset, names, labels=with_quality) if with_quality or not paired else []
     write_outputs(
         args.out,
         columns,
         rows,
         caption=f'{len(dataset)} images of {args.data}, {args.device}; each network '
         'measured in a fresh process, peak MB being the memory growth while restoring one image',
-        figures=figures)
+        figures=figures,
+        scores=SCORES if paired else PHOTO_SCORES)
 
 
-def write_outputs(out, columns, rows, caption, figures=()):
+def write_outputs(out, columns, rows, caption, figures=(), scores=SCORES):
+    """The table as CSV and Markdown (``scores`` says what its quality columns are), PSNR against
+    GMACs where there is ground truth, and the names of what was written."""
     with open(os.path.join(out, 'comparison.csv'), 'w', newline='', encoding='utf-8') as f:
         csv.writer(f).writerows([columns] + rows)
     table = markdown_table(columns, rows)
     with open(os.path.join(out, 'comparison.md'), 'w', encoding='utf-8') as f:
-        f.write(f'{table}\n\nPSNR/SSIM on the Y channel, no border crop; {caption}.\n')
-    plot(os.path.join(out, 'psnr_vs_gmacs.png'), columns[2], rows)
+        f.write(f'{table}\n\n{scores}; {caption}.\n')
+    written = ['comparison.md', 'comparison.csv']
+    if 'PSNR' in columns:
+        plot(os.path.join(out, 'psnr_vs_gmacs.png'), columns[2], rows)
+        written.append('psnr_vs_gmacs.png')
     print(table)
-    extra = ''.join(f', {os.path.basename(path)}' for path in figures)
-    print(f'\n(written to {out}/comparison.md, comparison.csv, psnr_vs_gmacs.png{extra})')
+    written += [os.path.basename(path) for path in figures]
+    print(f"\n(written to {out}/{', '.join(written)})")
 
 
 def plot(path, gmacs_label, rows):
