@@ -359,16 +359,14 @@ def test_the_real_rain_models_run_the_authors_real_rain_network(tmp_path, monkey
         assert (wrong.eval()(rainy) - expected).abs().max() > 0.1, 'the test tells the two topologies apart'
 
 
-def test_a_variant_named_for_an_official_file_keeps_its_own_defaults():
+def test_a_variant_named_for_an_official_file_keeps_its_own_defaults(tmp_path):
     """The keys of a PReNet file cannot tell its stages or its residual output; a variant asked for
     (PReNet_real: 4 stages, image predicted directly) must not get PReNet's defaults instead."""
-    import tempfile
     from basicsr.utils.registry import ARCH_REGISTRY
 
     from mh2f_plugin.errors import InvalidOption
-    with tempfile.TemporaryDirectory() as folder:
-        torch.save(official_layouts.prenet(), f'{folder}/real.pth')
-        net, network_opt = load_network(f'{folder}/real.pth', {'type': 'PReNet_real'})
+    torch.save(official_layouts.prenet(), tmp_path / 'real.pth')
+    net, network_opt = load_network(str(tmp_path / 'real.pth'), {'type': 'PReNet_real'})
     assert network_opt['type'] == 'PReNet_real' and 'num_iters' not in network_opt and 'residual' not in network_opt
     assert (net.num_iters, net.residual, net.recurrent_position) == (4, False, 'after_res')
     assert net(torch.rand(1, 3, 12, 16)).shape == (1, 3, 12, 16)

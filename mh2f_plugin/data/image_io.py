@@ -140,6 +140,14 @@ def header_size(source, name):
     return width, height, bands
 
 
+def image_header(path):
+    """``(width, height, samples per pixel)`` from an image file's header, within the pixel limit."""
+    header = header_size(path, path)
+    if header is None:
+        raise ImageReadError(f'{path}: not a readable image (no header Pillow knows)')
+    return header
+
+
 def decode_raw(data, name):
     """Encoded image bytes -> the array as stored (gray, BGR or BGRA; 8 or 16 bits); checked."""
     if not data:

@@ -26,7 +26,7 @@ from multiprocessing import Pool
 from tqdm import tqdm
 from urllib.parse import quote
 
-from mh2f_plugin.data.image_io import ImageReadError, decode_raw, header_size, read_bytes, to_float_bgr
+from mh2f_plugin.data.image_io import ImageReadError, decode_raw, image_header, read_bytes, to_float_bgr
 from mh2f_plugin.data.layouts import Pair, read_records
 from mh2f_plugin.errors import DatasetError, OptionsError
 from mh2f_plugin.utils.atomic_write import PARTIAL_SUFFIX, write_text_atomically
@@ -170,14 +170,6 @@ def _encode(job):
     return encode_entry(*job)
 
 
-def image_header(path):
-    """``(width, height, samples per pixel)`` from an image file's header, within the pixel limit."""
-    header = header_size(path, path)
-    if header is None:
-        raise ImageReadError(f'{path}: not a readable image (no header Pillow knows)')
-    return header
-
-
 def size_bound(header):
     """An upper bound of the PNG size of an image with this ``image_header``: raw pixels at 2 bytes
     per sample (PIL reports 16-bit colour as 8-bit) plus PNG overhead."""
@@ -230,11 +222,11 @@ def check_replaceable(root, out):
         raise OptionsError(f'{out}: is a symbolic link; --overwrite replaces only a folder basicsr lmdb wrote')
     if _inside(root, out) or _inside(out, root):
         raise OptionsError(f'{out}: is, holds or lies inside the dataset {root}; --overwrite never replaces the source')
-    written = {f'{name}.lmdb': {'data.mdb', 'lock.mdb', META_FILE} for name in DATABASES}
-    contents = set(os.listdir(out)) if os.path.isdir(out) else set()
-    ours = contents <= set(written) | {PAIRS_FILE} and all(
-        os.path.isfile(os.path.join(out, name, META_FILE)) and set(os.listdir(os.path.join(out, name))) <= files
-        for name, files in written.items())
+    databases = [database_path(out, name) for name in DATABASES]
+    ours = os.path.isdir(out) and set(os.listdir(out)) <= {os.path.basename(db) for db in databases} | {PAIRS_FILE}
+    for db in databases:
+        ours = ours and os.path.isfile(os.path.join(db, META_FILE)) and set(
+            os.listdir(db)) <= {'data.mdb', 'lock.mdb', META_FILE}
     if not ours:
         raise OptionsError(f'{out}: is not an LMDB dataset written by basicsr lmdb (lq.lmdb and gt.lmdb with '
                            f'{META_FILE}, pairs.txt); --overwrite replaces only those: remove it yourself or '

@@ -54,6 +54,12 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def fits_niqe(height, width):
+    """Whether BasicSR's NIQE can score an image of ``height x width``: it needs two 96x96 blocks
+    (with fewer it gives NaN)."""
+    return (height // NIQE_BLOCK) * (width // NIQE_BLOCK) >= 2
+
+
 def _load_problem(path):
     """None when ``path`` loads as a checkpoint, else why it does not."""
     try:
@@ -158,7 +164,7 @@ class DerainModel(SRModel):
             inner_h, inner_w = height - 2 * crop, width - 2 * crop
             if metric.get('type') == 'calculate_ssim' and min(inner_h, inner_w) < SSIM_WINDOW:
                 need = f'the {SSIM_WINDOW}x{SSIM_WINDOW} window of'
-            elif metric.get('type') == 'calculate_niqe' and (inner_h // NIQE_BLOCK) * (inner_w // NIQE_BLOCK) < 2:
+            elif metric.get('type') == 'calculate_niqe' and not fits_niqe(inner_h, inner_w):
                 need = f'two {NIQE_BLOCK}x{NIQE_BLOCK} blocks, what needs'
             else:
                 continue

@@ -37,11 +37,11 @@ from tqdm import tqdm
 from mh2f_plugin.cli.flags import (add_arch, add_device, add_layout, add_numerics, add_options_file, add_zoo_dir,
                                    resolve_numerics)
 from mh2f_plugin.cli.plugins import load_plugins
-from mh2f_plugin.data.image_io import read_image, write_image
+from mh2f_plugin.data.image_io import image_header, read_image, write_image
 from mh2f_plugin.data.layouts import LayoutError, Pair, image_files
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
 from mh2f_plugin.errors import OptionsError, UserError
-from mh2f_plugin.models.derain_model import NIQE_BLOCK
+from mh2f_plugin.models.derain_model import NIQE_BLOCK, fits_niqe
 from mh2f_plugin.models.inference import padded_size, restore, size_multiple
 from mh2f_plugin.utils.allocator import keep_freed_memory
 from mh2f_plugin.utils.figure import draw_comparison, rainiest_crop
@@ -241,6 +241,11 @@ class PhotoFolder:
         path = self.pairs[index].lq
         return {'lq': img2tensor(read_image(path), bgr2rgb=True, float32=True), 'lq_path': path}
 
+    def megapixels(self):
+        """The photos' mean size in megapixels, from their headers (nothing decoded)."""
+        return statistics.fmean(width * height / 1e6
+                                for width, height, _ in (image_header(pair.lq) for pair in self.pairs))
+
 
 def open_dataset(args):
     """The test set: pairs in any layout, else (``--layout auto``) the photos directly in the folder,
@@ -265,7 +270,7 @@ def niqe(image, name):
     """NIQE of the uint8 BGR ``image`` (BasicSR's, Y channel; lower is better); ``OptionsError``
     naming the photo when it has fewer than the two 96x96 blocks NIQE needs (BasicSR gives NaN)."""
     height, width = image.shape[:2]
-    if (height // NIQE_BLOCK) * (width // NIQE_BLOCK) < 2:
+    if not fits_niqe(height, width):
         raise OptionsError(f'{name}: {width}x{height} pixels is too small for NIQE, which needs two '
                            f'{NIQE_BLOCK}x{NIQE_BLOCK} blocks; leave it out of the folder')
     return calculate_niqe(image, 0)
@@ -351,11 +356,6 @@ def rainy_row(dataset):
     ]
 
 
-def megapixels(dataset):
-    """The mean size of the dataset's rainy images, in megapixels."""
-    return statistics.fmean(item['lq'].shape[-1] * item['lq'].shape[-2] / 1e6 for item in dataset)
-
-
 def draw_figures(args, dataset, names, labels):
     """One comparison figure per image in ``names``: rainy, each network in ``labels``, ground truth."""
     index = {image_name(pair.lq): i for i, pair in enumerate(dataset.pairs)}
@@ -406,7 +406,7 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     dataset = open_dataset(args)
     paired = isinstance(dataset, PairedDerainDataset)
-    mean_mp = megapixels(dataset)
+    mean_mp = None if paired else dataset.megapixels()
     names = figure_names(args, dataset)
     rows, with_quality = [rainy_row(dataset)], []
     for label, network_opt, path in rows_spec:
