@@ -281,3 +281,25 @@ def test_a_photo_that_cannot_be_scored_is_one_line(tmp_path, capsys, name, conte
     assert main(['compare', '--arch', 'PRN', '--data', str(tmp_path / 'photos'), '--out', str(tmp_path / 'out')]) == 2
     err = capsys.readouterr().err
     assert 'basicsr compare: error: ' in err and message in err and 'Traceback' not in err
+
+
+def test_compare_runs_each_network_with_the_numerics_it_resolved(tmp_path, monkeypatch):
+    """``--amp`` and ``--channels-last`` reach the timed passes, not only the log line."""
+    from mh2f_plugin.cli.commands import compare
+    from mh2f_plugin.cli.main import build_parser
+    make_input_target(tmp_path / 'data')
+    seen = {}
+
+    def recording_evaluate(net, dataset, device, **kwargs):
+        seen.update(kwargs)
+        return 1.0, 1.0, None, None
+
+    monkeypatch.setattr(compare, 'evaluate', recording_evaluate)
+    args = build_parser().parse_args([
+        'compare', '--arch', 'PRN:{num_feat: 8, num_iters: 1, num_res: 1}', '--data',
+        str(tmp_path / 'data'), '--size', '32x32', '--amp', 'bf16', '--channels-last', 'on', '--out',
+        str(tmp_path / 'out')
+    ])
+    compare.measure('PRN', {'type': 'PRN', 'num_feat': 8, 'num_iters': 1, 'num_res': 1}, None, args, ())
+    assert seen['memory_format'] is torch.channels_last
+    assert seen['autocast'].fast_dtype == torch.bfloat16

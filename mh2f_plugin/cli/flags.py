@@ -8,7 +8,8 @@ import contextlib
 import sys
 import torch
 
-from mh2f_plugin.models.numerics import AMP_DTYPES, AUTO, describe, resolve_amp, resolve_channels_last
+from mh2f_plugin.models.numerics import AMP_DTYPES, AUTO, describe, resolve_amp, resolve_channels_last, resolve_winograd
+from mh2f_plugin.models.winograd import use_winograd
 
 AMP_CHOICES = {'auto': AUTO, 'bf16': 'bf16', 'fp16': 'fp16', 'off': None}
 LAYOUT_CHOICES = {'auto': AUTO, 'on': True, 'off': False}
@@ -81,7 +82,7 @@ def add_layout(parser, choices=None):
 
 
 def add_numerics(parser):
-    """``--amp`` and ``--channels-last``, for the commands that run a network."""
+    """``--amp``, ``--channels-last`` and ``--winograd``, for the commands that run a network."""
     parser.add_argument(
         '--amp',
         choices=tuple(AMP_CHOICES),
@@ -94,13 +95,27 @@ def add_numerics(parser):
         const='on',
         default='auto',
         help='channels-last memory format: auto (where measured faster), on, off. Default: auto')
+    parser.add_argument(
+        '--winograd',
+        choices=tuple(LAYOUT_CHOICES),
+        default='auto',
+        help="3x3 convolutions by NNPACK's Winograd transform in float32 on the CPU: auto (where measured "
+        'faster), on, off. Default: auto')
 
 
-def resolve_numerics(args, arch, device, verbose=True):
-    """``(autocast context, memory format)`` for ``args.amp`` / ``args.channels_last``; prints the choice."""
+def resolve_numerics(args, net, device, verbose=True):
+    """``(autocast context, memory format)`` for ``args.amp`` / ``args.channels_last`` / ``args.winograd``,
+    switching ``net``'s convolutions to Winograd where chosen; prints the choice."""
+    arch = type(net).__name__
     amp, amp_reason = resolve_amp(AMP_CHOICES[args.amp], device)
-    channels_last, cl_reason = resolve_channels_last(LAYOUT_CHOICES[args.channels_last], arch, device)
+    winograd_choice = resolve_winograd(LAYOUT_CHOICES[args.winograd], arch, device, amp)
+    channels_last, cl_reason = resolve_channels_last(
+        LAYOUT_CHOICES[args.channels_last], arch, device, winograd_on=winograd_choice[0])
+    if winograd_choice[0]:
+        use_winograd(net)
     if verbose:
-        print(describe(amp, amp_reason, channels_last, cl_reason=cl_reason), file=sys.stderr)
+        print(
+            describe(amp, amp_reason, channels_last, cl_reason=cl_reason, winograd_choice=winograd_choice),
+            file=sys.stderr)
     autocast = torch.autocast(device.type, dtype=AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
     return autocast, torch.channels_last if channels_last else torch.contiguous_format

@@ -5,9 +5,10 @@
   ``val.tile_overlap``) and with the x8 self-ensemble (``val.self_ensemble``); always with the bare network, so a
   validation on rank 0 alone never waits on the other ranks.
 * ``amp: auto | bf16 | fp16 | ~`` runs the network under autocast (fp16 with a gradient scaler)
-  and ``channels_last: auto | true | false`` stores it channels-last; both ``auto`` by default,
-  resolved per device and network (``mh2f_plugin.models.numerics``) and logged. Losses and
-  metrics are computed in float32.
+  and ``channels_last: auto | true | false`` stores it channels-last; in test mode,
+  ``winograd: auto | true | false`` computes its 3x3 convolutions with NNPACK's Winograd transform
+  (float32 on the CPU); all ``auto`` by default, resolved per device and network
+  (``mh2f_plugin.models.numerics``) and logged. Losses and metrics are computed in float32.
 * A loss that is NaN or infinite stops training with the iteration and the loss terms, before
   the optimizer step can spread it into the weights.
 * Checkpoints and training states are written into a staging folder, checked (every file BasicSR
@@ -34,7 +35,8 @@ from collections import OrderedDict
 from mh2f_plugin.errors import CheckpointError, DatasetError, InvalidOption, NonFiniteLossError
 from mh2f_plugin.models.inference import restore, size_multiple
 from mh2f_plugin.models.numerics import (AMP_DTYPES, AUTO, bf16_channels_last_miscomputed, describe, resolve_amp,
-                                         resolve_channels_last)
+                                         resolve_channels_last, resolve_winograd)
+from mh2f_plugin.models.winograd import use_winograd
 from mh2f_plugin.weights.loader import load_weights_into
 
 METRICS_FILE = 'metrics.csv'
@@ -79,9 +81,14 @@ class DerainModel(SRModel):
         device = torch.device('cuda' if opt['num_gpu'] != 0 else 'cpu')
         amp, amp_reason = resolve_amp(amp, device)
         self.amp_dtype = AMP_DTYPES[amp]
+        arch = (opt.get('network_g') or {}).get('type')
+        winograd_choice = None if opt.get('is_train') else resolve_winograd(
+            opt.get('winograd', AUTO), arch, device, amp)
+        self.winograd = bool(winograd_choice and winograd_choice[0])
         self.channels_last, cl_reason = resolve_channels_last(
-            opt.get('channels_last', AUTO), (opt.get('network_g') or {}).get('type'), device)
-        get_root_logger().info(describe(amp, amp_reason, self.channels_last, cl_reason=cl_reason))
+            opt.get('channels_last', AUTO), arch, device, winograd_on=self.winograd)
+        get_root_logger().info(
+            describe(amp, amp_reason, self.channels_last, cl_reason=cl_reason, winograd_choice=winograd_choice))
         super().__init__(opt)
         if opt.get('is_train') and opt.get('rank', 0) == 0:
             remove_staging_folders(opt['path'])
@@ -98,6 +105,8 @@ class DerainModel(SRModel):
             self._refuse_miscomputed_layout(net)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
+        if self.winograd:
+            use_winograd(net)
         return super().model_to_device(net)
 
     def _refuse_miscomputed_layout(self, net):

@@ -10,12 +10,18 @@ elsewhere. ``channels_last: auto``
 uses the channels-last memory format where it was measured faster for the network's family on
 CPUs (``CHANNELS_LAST_FASTER``, ``benchmarks/bench_numerics.py``), and always on CUDA (MH2F-Net
 1.3x faster to train and 1.6x faster to run on the H200; the other families within their
-timing noise). BENCHMARKS.md has the measurements. Explicit values (``bf16``, ``fp16``, ``~``;
+timing noise). ``winograd: auto`` computes the 3x3 convolutions of float32 CPU inference with
+NNPACK's Winograd transform (``mh2f_plugin.models.winograd``) for the families where that was
+measured faster (``WINOGRAD_FASTER``), on AVX2 CPUs without AVX-512 (the only ones measured; on
+AVX-512 CPUs oneDNN's direct method has twice the arithmetic peak); channels-last ``auto`` is then
+off, as NNPACK reads NCHW. BENCHMARKS.md has the measurements. Explicit values (``bf16``, ``fp16``, ``~``;
 ``true``, ``false``) win, but one: training in bf16 channels-last on the CPU is refused for a
 network with a convolution PyTorch gets wrong there (``bf16_channels_last_miscomputed``; ``auto``
 then turns channels-last off, in ``DerainModel``). Each choice comes with the reason, for the log.
 """
 import torch
+
+from mh2f_plugin.models import winograd
 
 AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 AUTO = 'auto'
@@ -34,6 +40,20 @@ CHANNELS_LAST_FASTER = {
     'RCDNet': True,
     'SIRR': False,
     'DRDNet': True,
+}
+
+# Arch name -> was its float32 inference faster on the CPU with Winograd 3x3 convolutions in NCHW
+# than with oneDNN's direct ones channels-last (481x321 forward, AMD EPYC with AVX2, 2 threads;
+# benchmarks/bench_numerics.py --winograd). The LSTM gates' 64 -> 128 convolutions make the difference.
+WINOGRAD_FASTER = {
+    'PReNet': True,
+    'PReNet_r': True,
+    'BRN': True,
+    'MH2FNet': False,
+    'PRN': False,
+    'PRN_r': False,
+    'RESCAN': False,
+    'SPANet': False,
 }
 
 
@@ -61,10 +81,29 @@ def resolve_amp(setting, device):
     return ('bf16', f'auto: {reason}') if bf16 else (None, f'auto: {reason}: float32')
 
 
-def resolve_channels_last(setting, arch, device):
+def resolve_winograd(setting, arch, device, amp):
+    """``(bool, reason)`` for the ``winograd`` option ``setting`` of network ``arch`` run with
+    autocast ``amp`` on ``device``, for inference."""
+    if device.type != 'cpu' or amp:
+        return False, 'float32 on the CPU only'
+    if not winograd.available():
+        return False, 'this PyTorch has no NNPACK for this CPU'
+    if setting != AUTO:
+        return bool(setting), 'set in the options'
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability != 'AVX2':
+        return False, f'auto: measured on AVX2 CPUs only, and this one runs {capability}'
+    if WINOGRAD_FASTER.get(arch):
+        return True, f'auto: measured faster for {arch} on AVX2 CPUs'
+    return False, f"auto: {'not faster' if arch in WINOGRAD_FASTER else 'not measured'} for {arch}"
+
+
+def resolve_channels_last(setting, arch, device, winograd_on=False):
     """``(bool, reason)`` for the ``channels_last`` option ``setting`` of network ``arch`` on ``device``."""
     if setting != AUTO:
         return bool(setting), 'set in the options'
+    if winograd_on:
+        return False, 'auto: the Winograd convolutions read NCHW'
     if device.type == 'cuda':
         return True, 'auto: on CUDA GPUs (measured faster for MH2FNet, within the timing noise for the others)'
     if arch in CHANNELS_LAST_FASTER:
@@ -88,7 +127,10 @@ def bf16_channels_last_miscomputed(net):
     return None
 
 
-def describe(amp, amp_reason, channels_last, cl_reason):
-    """One log line for the resolved numerics."""
-    return (f'numerics: autocast {amp or "off (float32)"} ({amp_reason}); '
+def describe(amp, amp_reason, channels_last, cl_reason, winograd_choice=None):
+    """One log line for the resolved numerics; ``winograd_choice`` is ``(bool, reason)`` for inference."""
+    line = (f'numerics: autocast {amp or "off (float32)"} ({amp_reason}); '
             f'channels-last {"on" if channels_last else "off"} ({cl_reason})')
+    if winograd_choice:
+        line += f'; Winograd 3x3 convolutions {"on" if winograd_choice[0] else "off"} ({winograd_choice[1]})'
+    return line

@@ -101,6 +101,7 @@ TYPES = {
     'manual_seed': optional(integer),
     'amp': choice(None, 'bf16', 'fp16', 'auto'),
     'channels_last': choice(True, False, 'auto'),
+    'winograd': choice(True, False, 'auto'),
     'datasets:*:name': string,
     'datasets:*:type': string,
     'datasets:*:batch_size_per_gpu': positive_int,

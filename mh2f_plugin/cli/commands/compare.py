@@ -292,7 +292,7 @@ def measure(label, network_opt, weights_path, args, figure_names):
         net, _ = load_network(weights_path, network_opt, zoo_folder=args.zoo_dir)
     else:
         net = build_network(dict(network_opt))
-    autocast, memory_format = resolve_numerics(args, type(net).__name__, device)
+    autocast, memory_format = resolve_numerics(args, net, device)
     net = net.to(device, memory_format=memory_format).eval()
     multiple = size_multiple(net)
     folder = outputs_folder(args.out, label)
@@ -315,6 +315,8 @@ def measure(label, network_opt, weights_path, args, figure_names):
             with_metrics=paired and weights_path is not None,
             on_output=keep,
             desc=label,
+            autocast=autocast,
+            memory_format=memory_format,
             tile=args.tile,
             tile_overlap=args.tile_overlap)
     except (AssertionError, RuntimeError, ValueError) as error:  # the network refused an input (e.g. its size)

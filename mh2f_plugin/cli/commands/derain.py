@@ -174,7 +174,7 @@ def run(args):
     files = input_files(args.input)
     plan = output_plan(args, files)
     net = checked_network(args)
-    autocast, memory_format = resolve_numerics(args, type(net).__name__, device)
+    autocast, memory_format = resolve_numerics(args, net, device)
     net = net.to(device, memory_format=memory_format).eval()
     multiple = args.pad_multiple or size_multiple(net)
     if args.tile is not None and args.tile < multiple:
