@@ -277,8 +277,16 @@ def run_both(network, args, pairs, work):
     basicsr = os.path.join(os.path.dirname(sys.executable), 'basicsr')
     ours = timed([basicsr, 'derain', values['rainy'], ours_out, '--weights', weights], work,
                  os.path.join(work, 'ours.log'))
-    return (theirs, ours, mean_psnr(authors_outputs(network, values, pairs),
-                                    pairs), mean_psnr([os.path.join(ours_out, name) for name, _, _ in pairs], pairs))
+    theirs_files = authors_outputs(network, values, pairs)
+    ours_files = [os.path.join(ours_out, name) for name, _, _ in pairs]
+    return (theirs, ours, mean_psnr(theirs_files, pairs), mean_psnr(ours_files,
+                                                                    pairs), differences(theirs_files, ours_files))
+
+
+def differences(theirs_files, ours_files):
+    """``(mean, largest)`` absolute difference between the two sides' 8-bit results, in levels."""
+    diffs = [np.abs(cv2.imread(a).astype(int) - cv2.imread(b).astype(int)) for a, b in zip(theirs_files, ours_files)]
+    return float(np.mean([d.mean() for d in diffs])), int(max(d.max() for d in diffs))
 
 
 def measure(network, args):
