@@ -173,8 +173,8 @@ def test_a_conversion_killed_part_way_is_refused_then_finished_by_a_rerun(tmp_pa
     src = tmp_path / 'src'
     rng = np.random.default_rng(0)
     for i in range(600):  # incompressible noise: slow enough to be killed part-way
-        write(src / 'input' / f'{i}.png', rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
-        write(src / 'target' / f'{i}.png', rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+        write(src / 'input' / f'{i}.png', rng.integers(0, 256, (160, 160, 3), dtype=np.uint8))
+        write(src / 'target' / f'{i}.png', rng.integers(0, 256, (160, 160, 3), dtype=np.uint8))
     out = tmp_path / 'out'
     log = tmp_path / 'stderr.txt'
     with open(log, 'w') as stderr:
