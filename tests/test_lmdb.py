@@ -182,7 +182,10 @@ def test_a_conversion_killed_part_way_is_refused_then_finished_by_a_rerun(tmp_pa
             [BASICSR, 'lmdb', str(src), str(out), '--workers', workers],
             stderr=stderr,
             env=subprocess_env(),
-            start_new_session=True)
+            start_new_session=True,
+            # as a shell starts it: an ignored SIGINT is inherited, and earlier tests in this process may
+            # leave it ignored (the command then never sees the Ctrl-C and finishes)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None and not re.search(r'lmdb: +[1-9]\d*%', log.read_text()):
         time.sleep(0.05)  # until the progress bar shows committed work, or the deadline, or an early exit
