@@ -7,6 +7,8 @@ their interface, ``irnn()(x, w_up, w_right, w_down, w_left, b_up, b_right, b_dow
 computes, one row or column at a time instead of one pixel at a time:
 ``out_left[w] = relu(out_left[w + 1] * w_left + b_left + x[w])``, starting at ``relu(x[W - 1])``,
 and likewise to the right, up (from the bottom row) and down (from the top row).
+It does not reuse ``mh2f_plugin.archs.spanet_arch``: importing the plugin would add its start-up
+to the authors' timed script, and this keeps the kernel's own order of operations.
 """
 import torch
 

@@ -180,7 +180,7 @@ def apply_patches(tree, patches, values):
         with open(path, encoding='utf-8') as f:
             text = f.read()
         for old, new, why in edits:
-            if text.count(old) < 1:
+            if old not in text:
                 sys.exit(f'bench_authors: error: {path}: patch text not found ({why}): {old!r}')
             text = text.replace(old, new.format(**values))
         with open(path, 'w', encoding='utf-8') as f:
