@@ -7,6 +7,7 @@ and 2 workers, then draws 64x64 training pairs (batch 16, flips) through BasicSR
 
     python benchmarks/bench_data.py [--pairs 200] [--batches 60]
 """
+import mh2f_plugin  # noqa: F401  # isort: skip  (BasicSR fixes, before basicsr.data imports torchvision)
 import argparse
 import cv2
 import numpy as np
@@ -16,7 +17,6 @@ import time
 from basicsr.data import build_dataloader, build_dataset
 from skimage import data as skdata
 
-import mh2f_plugin  # noqa: F401
 from mh2f_plugin.data import lmdb_store
 from mh2f_plugin.data.layouts import find_pairs
 from mh2f_plugin.data.rain_synthesis import add_rain

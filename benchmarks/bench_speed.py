@@ -306,7 +306,7 @@ def main():
     parser.add_argument(
         '--convolution-detail',
         action='store_true',
-        help='also print every distinct convolution timed alone: its share and % of peak')
+        help='also print every distinct convolution timed alone: its share and %% of peak')
     args = parser.parse_args()
 
     peaks = measure(args, 'peak')

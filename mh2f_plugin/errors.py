@@ -30,5 +30,14 @@ class InvalidOption(UserError, ValueError):
     """An option value that a network, loss, dataset or model refuses (named with its component)."""
 
 
+class NotARestorerError(UserError, ValueError):
+    """A network whose output is not an image of its input's size and channels (a super-resolution
+    network, say): deraining, scoring and tiling all need one pixel out for each pixel in."""
+
+
+class ResourceError(UserError, RuntimeError):
+    """Work the machine could not finish: a process killed for memory, or crashed in native code."""
+
+
 class DatasetError(UserError, ValueError):
     """Data that does not fit its options: pair sizes that differ, an image smaller than the crop."""

@@ -94,6 +94,26 @@ def test_list_names_each_registration_with_its_package(tmp_path):
     assert re.search(r'^\s+SwinIR\s+basicsr$', result.stdout, re.M)
 
 
+def test_list_filters_by_kind_and_name(capsys):
+    """basicsr list archs ended in 'unrecognized arguments'."""
+    assert main(['list', 'archs']) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('arch (') and re.search(r'^\s+PReNet\s+mh2f_plugin$', out, re.M)
+    assert not any(line.startswith(f'{kind} (') for line in out.splitlines() for kind in ('loss', 'dataset'))
+    assert main(['list', 'loss']) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith('loss (')
+    assert main(['list', 'archs', 'PRN*']) == 0
+    assert re.findall(r'^\s+(\S+)', capsys.readouterr().out, re.M) == ['PRN', 'PRN_r']
+    assert main(['list', 'ssim']) == 0  # a word matches anywhere in a name, in every registry
+    out = capsys.readouterr().out
+    assert re.search(r'^\s+L1SSIMLoss\s', out, re.M) and re.search(r'^\s+calculate_ssim\s', out, re.M)
+    assert 'PReNet' not in out
+    assert main(['list', 'arcs']) == 2
+    assert "list: no name matches 'arcs' in any registry (the kinds are archs, losses" in capsys.readouterr().err
+    assert main(['list', 'archs', 'a', 'b']) == 2
+    assert 'list takes a kind' in capsys.readouterr().err
+
+
 @pytest.mark.parametrize('breakage, message', [
     (lambda o: o['train']['optim_g'].pop('type'), "missing key 'train:optim_g:type'"),
     (lambda o: o.pop('datasets'), "missing key 'datasets'"),

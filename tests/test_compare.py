@@ -170,6 +170,35 @@ def test_weights_alone_make_a_row_and_the_figure_shows_every_method(tmp_path, ca
     assert "--figure: no image named nope in" in capsys.readouterr().err
 
 
+SR_X4 = {
+    'type': 'RRDBNet',
+    'num_in_ch': 3,
+    'num_out_ch': 3,
+    'scale': 4,
+    'num_feat': 8,
+    'num_block': 1,
+    'num_grow_ch': 4
+}
+
+
+@pytest.mark.parametrize('command', ['compare', 'derain'])
+def test_a_network_whose_output_has_another_size_is_refused_naming_both(tmp_path, capsys, command):
+    """compare scored a x4 super-resolution RRDBNet on 64x64 pairs (PSNR 7.00) and exited 0."""
+    from basicsr.archs import build_network
+    torch.save({'params': build_network(dict(SR_X4)).state_dict(), 'network_g': SR_X4}, tmp_path / 'sr.pth')
+    for folder in ('input', 'target'):
+        write(tmp_path / 'data' / folder / 'a.png', photo(0, (64, 64)))
+    flags = {
+        'compare': ['--weights', f'SR={tmp_path / "sr.pth"}', '--data', tmp_path / 'data', '--out', tmp_path / 'out'],
+        'derain': [tmp_path / 'data' / 'input' / 'a.png', tmp_path / 'out' / 'a.png', '--weights', tmp_path / 'sr.pth']
+    }[command]
+    assert main([command] + [str(f) for f in flags]) == 2
+    err = capsys.readouterr().err
+    assert 'RRDBNet returned a 256x256 image (3 channels) for a 64x64 image (3 channels)' in err, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith(f'basicsr {command}: error: ') and 'Traceback' not in err
+    assert not list((tmp_path / 'out').rglob('*.png')) and not (tmp_path / 'out' / 'comparison.md').exists()
+
+
 def test_rainiest_crop_finds_the_rain():
     from mh2f_plugin.utils.figure import rainiest_crop
     clean = np.full((60, 90, 3), 100, np.uint8)
@@ -303,3 +332,15 @@ def test_compare_runs_each_network_with_the_numerics_it_resolved(tmp_path, monke
     compare.measure('PRN', {'type': 'PRN', 'num_feat': 8, 'num_iters': 1, 'num_res': 1}, None, args, ())
     assert seen['memory_format'] is torch.channels_last
     assert seen['autocast'].fast_dtype == torch.bfloat16
+
+
+def test_a_measuring_process_that_dies_is_one_line_not_a_hang(tmp_path, capsys, monkeypatch):
+    """multiprocessing.Pool.apply waited for ever on a worker the kernel had killed."""
+    monkeypatch.syspath_prepend(str(REPO / 'tests' / 'plugins'))
+    monkeypatch.setenv('BASICSR_PLUGINS', 'dying_plugin')
+    make_input_target(tmp_path / 'data')
+    assert main(['compare', '--arch', 'DyingNet', '--data',
+                 str(tmp_path / 'data'), '--out',
+                 str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert 'basicsr compare: error: DyingNet: the process measuring it died before it finished' in err, err[-2000:]

@@ -106,6 +106,21 @@ def test_a_param_key_the_checkpoint_lacks_is_refused(tmp_path, capsys, paired_da
     check_options(str(write_yaml(tmp_path / 'keys.yml', options)), is_train=False)
 
 
+@pytest.mark.parametrize('command', ['derain', 'compare', 'convert-weights'])
+def test_a_param_key_flag_the_file_lacks_is_refused_listing_its_keys(tmp_path, capsys, tiny_weights, command):
+    """derain ran with 'params' when --param-key params_ema was asked for, and said nothing."""
+    cv2.imwrite(str(tmp_path / 'a.png'), photo(0, (20, 24)))
+    make_input_target(tmp_path / 'data')
+    flags = {
+        'derain': [tmp_path / 'a.png', tmp_path / 'out', '--weights', tiny_weights],
+        'compare': ['--weights', f'W={tiny_weights}', '--data', tmp_path / 'data', '--out', tmp_path / 'out'],
+        'convert-weights': [tiny_weights, tmp_path / 'out.pth'],
+    }[command]
+    assert main([command] + [str(f) for f in flags] + ['--param-key', 'params_ema']) == 2
+    assert "w.pth: no 'params_ema' in the checkpoint (it has params, network_g)" in error_line(capsys, command)
+    assert not (tmp_path / 'out').exists() and not (tmp_path / 'out.pth').exists()
+
+
 def test_a_second_training_of_the_same_name_is_refused_while_one_runs(tmp_path, monkeypatch, capsys, paired_data):
     """The second run archived the first's live folder; both then wrote into one, and the first's
     final model was lost."""

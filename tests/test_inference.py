@@ -6,7 +6,7 @@ from basicsr.models import build_model
 
 from mh2f_plugin.archs.mh2f_arch import MH2FNet
 from mh2f_plugin.archs.prenet_arch import PReNet
-from mh2f_plugin.errors import CheckpointError, InvalidOption
+from mh2f_plugin.errors import CheckpointError, InvalidOption, NotARestorerError
 from mh2f_plugin.models.derain_model import DerainModel, NonFiniteLossError
 from mh2f_plugin.models.inference import (pad_forward, padded_size, restore, self_ensemble, size_multiple, tile_spans,
                                           tiled_forward)
@@ -142,6 +142,27 @@ NUMERICS = [  # (options, autocast dtype seen, channels-last seen)
     (dict(amp=None, channels_last=True), torch.float32, True),
     (dict(amp='bf16', channels_last=True), torch.bfloat16, True),
 ]
+
+
+def test_a_network_whose_output_has_another_size_is_refused_in_test(tmp_path):
+    """basicsr test, through DerainModel, cropped a x4 super-resolution output to the input's size."""
+    options = model_options(tmp_path)
+    options.update(
+        is_train=False,
+        network_g={
+            'type': 'RRDBNet',
+            'num_in_ch': 3,
+            'num_out_ch': 3,
+            'scale': 4,
+            'num_feat': 8,
+            'num_block': 1,
+            'num_grow_ch': 4
+        })
+    options.pop('train')
+    model = build_model(options)
+    model.feed_data({'lq': torch.rand(1, 3, 20, 24), 'lq_path': ['a.png']})
+    with pytest.raises(NotARestorerError, match=r'RRDBNet returned a 96x80 image \(3 channels\) for a 24x20 image'):
+        model.test()
 
 
 def test_nan_loss_stops_training_with_the_iteration(tmp_path):

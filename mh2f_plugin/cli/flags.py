@@ -61,6 +61,13 @@ def add_arch(parser, help=ARCH_HELP, repeatable=False):
         help=help + ('; repeatable' if repeatable else ''))
 
 
+def add_param_key(parser):
+    parser.add_argument(
+        '--param-key',
+        help='the key of the weights in a checkpoint (params_ema, params, or an official container); a file '
+        'without it is refused. Default: params_ema if present, else params')
+
+
 def add_zoo_dir(parser):
     parser.add_argument('--zoo-dir', help='zoo folder. Default: $MH2F_ZOO_DIR, else ~/.cache/mh2f_plugin')
 

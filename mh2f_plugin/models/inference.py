@@ -7,6 +7,7 @@ take any size, and the self-ensemble averages the eight flips and transposes.
 import math
 
 from mh2f_plugin.archs.arch_util import pad_to_multiple
+from mh2f_plugin.errors import NotARestorerError
 
 
 def size_multiple(net):
@@ -23,10 +24,25 @@ def padded_size(size, multiple):
     return -(-size // multiple) * multiple
 
 
+def _size(x):
+    return f'{x.shape[-1]}x{x.shape[-2]} image ({x.shape[1]} channels)'
+
+
+def checked_output(net, out, img):
+    """``out``, the output of ``net`` for ``img``; ``NotARestorerError`` naming the network and both
+    sizes unless it has ``img``'s shape (``(B, C, H, W)``; a x4 super-resolution network does not)."""
+    if tuple(out.shape) != tuple(img.shape):
+        raise NotARestorerError(f'{type(net).__name__} returned a {_size(out)} for a {_size(img)}; deraining needs '
+                                "a network whose output has its input's size (not a super-resolution one)")
+    return out
+
+
 def pad_forward(net, img, multiple):
-    """``net(img)`` with ``img`` padded to multiples of ``multiple`` (``pad_to_multiple``), cropped back."""
+    """``net(img)`` with ``img`` padded to multiples of ``multiple`` (``pad_to_multiple``), cropped back;
+    ``NotARestorerError`` when the network changes the size."""
     height, width = img.shape[-2:]
-    return net(pad_to_multiple(img, multiple))[..., :height, :width]
+    padded = pad_to_multiple(img, multiple)
+    return checked_output(net, net(padded), padded)[..., :height, :width]
 
 
 def tile_spans(size, tile, overlap, multiple):

@@ -70,14 +70,15 @@ def _without_prefix(state, prefix):
     return state
 
 
-def state_dict_of(checkpoint, path, param_key=None):
-    """``(container key or None, state dict)`` in a loaded checkpoint. ``param_key`` is tried first
-    (as BasicSR does, ``params`` stands in when it is missing), then ``params_ema``, ``params``,
-    and the official containers; ``module.`` prefixes (DataParallel) are removed."""
+def state_dict_of(checkpoint, path, param_key=None, fallback=False):
+    """``(container key or None, state dict)`` in a loaded checkpoint. ``param_key`` is tried first,
+    then ``params_ema``, ``params``, and the official containers; ``module.`` prefixes (DataParallel)
+    are removed. A ``param_key`` the checkpoint lacks is refused, listing the keys it has, unless
+    ``fallback`` (BasicSR's own loading, where ``params`` is the default and the other stands in)."""
     if not isinstance(checkpoint, dict):
         raise WeightsError(f'{path}: not a checkpoint: it holds a {type(checkpoint).__name__}, not a dict of tensors')
     if param_key and param_key not in checkpoint and any(k in checkpoint for k in PARAM_KEYS + CONTAINER_KEYS):
-        if param_key not in PARAM_KEYS or not any(k in checkpoint for k in PARAM_KEYS):
+        if not fallback or param_key not in PARAM_KEYS or not any(k in checkpoint for k in PARAM_KEYS):
             raise WeightsError(f"{path}: no '{param_key}' in the checkpoint (it has {', '.join(map(str, checkpoint))})")
     for key in ((param_key, ) if param_key else ()) + PARAM_KEYS + CONTAINER_KEYS:
         if key in checkpoint and _is_state_dict(checkpoint[key]):
@@ -87,10 +88,11 @@ def state_dict_of(checkpoint, path, param_key=None):
     raise WeightsError(f"{path}: no state dict in the checkpoint (keys: {', '.join(map(str, checkpoint))})")
 
 
-def read_weights(path, param_key=None):
-    """``Weights`` from ``path``: BasicSR's format as it is, an official layout converted."""
+def read_weights(path, param_key=None, fallback=False):
+    """``Weights`` from ``path``: BasicSR's format as it is, an official layout converted;
+    ``param_key`` and ``fallback`` as ``state_dict_of`` takes them."""
     checkpoint = read_checkpoint(path)
-    key, state = state_dict_of(checkpoint, path, param_key)
+    key, state = state_dict_of(checkpoint, path, param_key, fallback)
     if key in PARAM_KEYS:
         return Weights(state, checkpoint.get('network_g'), BASICSR)
     fmt = official.detect(state)
@@ -174,10 +176,11 @@ def save_atomically(obj, path):
         raise WeightsError(f'{path}: cannot write: {error}') from error
 
 
-def save_converted(src, dst, network_opt=None):
-    """Converts the weights file ``src`` into a BasicSR checkpoint ``dst`` that records its network
-    (``{'params', 'network_g'}``); ``network_opt`` over what ``src`` says. Returns ``(net, network_g)``."""
-    weights = read_weights(src)
+def save_converted(src, dst, network_opt=None, param_key=None):
+    """Converts the weights file ``src`` (its ``param_key``, where given) into a BasicSR checkpoint
+    ``dst`` that records its network (``{'params', 'network_g'}``); ``network_opt`` over what ``src``
+    says. Returns ``(net, network_g)``."""
+    weights = read_weights(src, param_key)
     opt = merged_options(weights, network_opt, src)
     if not opt.get('type'):
         raise WeightsError(f'{src}: the file does not say which network it belongs to; name one with --arch')

@@ -34,8 +34,9 @@ def load_network(spec, network_opt=None, param_key=None, default_opt=None, zoo_f
 
 
 def load_weights_into(net, spec, strict=True, param_key=None, zoo_folder=None):
-    """Loads the weights ``spec`` into the built ``net``; returns the format they were read from."""
+    """Loads the weights ``spec`` into the built ``net``; returns the format they were read from.
+    As BasicSR's ``load_network``: ``params`` stands in for a missing ``params_ema`` and back."""
     path, _ = resolve(spec, zoo_folder)
-    weights = read_weights(path, param_key)
+    weights = read_weights(path, param_key, fallback=True)
     load_into(net, weights, path, strict=strict)
     return weights.source

@@ -32,15 +32,17 @@ from basicsr.archs import build_network
 from basicsr.metrics import calculate_niqe, calculate_psnr, calculate_ssim
 from basicsr.utils import img2tensor, tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from tqdm import tqdm
 
-from mh2f_plugin.cli.flags import (add_arch, add_device, add_layout, add_numerics, add_options_file, add_zoo_dir,
-                                   resolve_numerics)
+from mh2f_plugin.cli.flags import (add_arch, add_device, add_layout, add_numerics, add_options_file, add_param_key,
+                                   add_zoo_dir, resolve_numerics)
 from mh2f_plugin.cli.plugins import load_plugins
 from mh2f_plugin.data.image_io import image_header, read_image, write_image
 from mh2f_plugin.data.layouts import LayoutError, Pair, image_files
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
-from mh2f_plugin.errors import OptionsError, UserError
+from mh2f_plugin.errors import NotARestorerError, OptionsError, ResourceError, UserError
 from mh2f_plugin.models.derain_model import NIQE_BLOCK, fits_niqe
 from mh2f_plugin.models.inference import padded_size, restore, size_multiple
 from mh2f_plugin.utils.allocator import keep_freed_memory
@@ -70,6 +72,7 @@ def add_arguments(parser):
         default=[],
         help='LABEL=W.pth: weights for the network labelled LABEL, or a new row; a zoo name '
         '(LABEL=NAME, or NAME alone, labelled NAME); repeatable')
+    add_param_key(parser)
     add_zoo_dir(parser)
     parser.add_argument(
         '--data',
@@ -289,7 +292,7 @@ def measure(label, network_opt, weights_path, args, figure_names):
     device = torch.device(args.device)
     dataset = open_dataset(args)
     if weights_path:
-        net, _ = load_network(weights_path, network_opt, zoo_folder=args.zoo_dir)
+        net, _ = load_network(weights_path, network_opt, args.param_key, zoo_folder=args.zoo_dir)
     else:
         net = build_network(dict(network_opt))
     autocast, memory_format = resolve_numerics(args, net, device)
@@ -319,6 +322,8 @@ def measure(label, network_opt, weights_path, args, figure_names):
             memory_format=memory_format,
             tile=args.tile,
             tile_overlap=args.tile_overlap)
+    except NotARestorerError as error:
+        raise NotARestorerError(f'{label}: {error}') from error
     except (AssertionError, RuntimeError, ValueError) as error:  # the network refused an input (e.g. its size)
         if isinstance(error, UserError):
             raise
@@ -402,9 +407,30 @@ def draw_photo_figure(args, item, name, labels):
     return target
 
 
+def measured_apart(label, network_opt, path, args, names):
+    """``measure(...)`` in a fresh process; a process that dies (the kernel's out-of-memory killer,
+    a crash in native code) is one line naming the network, where a ``multiprocessing.Pool`` waits
+    for its result for ever."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
+        try:
+            return pool.submit(measure, label, network_opt, path, args, names).result()
+        except BrokenProcessPool as error:
+            raise ResourceError(f'{label}: the process measuring it died before it finished (out of memory? a crash '
+                                'in native code?); try a smaller --tile, or fewer or smaller images') from error
+
+
+def check_weights(rows_spec, args):
+    """Loads every row's weights once, so that a wrong file, key or network ends the command before
+    anything is measured or written."""
+    for _, network_opt, path in rows_spec:
+        if path:
+            load_network(path, network_opt, args.param_key, zoo_folder=args.zoo_dir)
+
+
 def run(args):
     check_flags(args)
     rows_spec = network_rows(args)
+    check_weights(rows_spec, args)
     os.makedirs(args.out, exist_ok=True)
     dataset = open_dataset(args)
     paired = isinstance(dataset, PairedDerainDataset)
@@ -413,12 +439,7 @@ def run(args):
     rows, with_quality = [rainy_row(dataset)], []
     for label, network_opt, path in rows_spec:
         path = path or (train(label, network_opt, args) if args.train_iters else None)
-        pool = multiprocessing.get_context('spawn').Pool(1)
-        try:
-            params, gmacs, ms, peak, psnr, ssim = pool.apply(measure, (label, network_opt, path, args, names))
-        finally:  # let the worker exit by itself: a terminated one leaks its semaphores (warnings at exit)
-            pool.close()
-            pool.join()
+        params, gmacs, ms, peak, psnr, ssim = measured_apart(label, network_opt, path, args, names)
         if paired:
             quality = [f'{psnr:.2f}' if psnr is not None else '', f'{ssim:.4f}' if ssim is not None else '']
             speed = f'{ms:.1f}'

@@ -11,7 +11,7 @@ output in its ablations, stage counts, RESCAN's frame) come from ``--arch 'NAME:
 import os
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from mh2f_plugin.cli.flags import add_arch, add_overwrite
+from mh2f_plugin.cli.flags import add_arch, add_overwrite, add_param_key
 from mh2f_plugin.errors import UserError
 from mh2f_plugin.utils.options import parse_arch_spec
 from mh2f_plugin.utils.options_validation import check_component
@@ -25,6 +25,7 @@ def add_arguments(parser):
     parser.add_argument('src', help='the checkpoint as downloaded from its authors')
     parser.add_argument('dst', help='the BasicSR checkpoint to write (.pth)')
     add_arch(parser, help="the network, over what the file says: NAME or 'NAME:{yaml options}'")
+    add_param_key(parser)
     add_overwrite(parser, 'a DST')
 
 
@@ -34,13 +35,14 @@ def run(args):
         check_component(requested, ARCH_REGISTRY, 'arch', where='--arch')
     if os.path.exists(args.dst) and not args.overwrite:
         raise UserError(f'{args.dst}: already exists (pass --overwrite to replace it)')
-    source = read_weights(args.src).source
+    source = read_weights(args.src, args.param_key).source
     if source == BASICSR:
         raise UserError(f'{args.src}: already a BasicSR checkpoint (params / params_ema); nothing to convert')
-    net, network_opt = save_converted(args.src, args.dst, {
-        **(zoo.catalogued_arch(args.src) or {}),
-        **(requested or {})
-    })
+    net, network_opt = save_converted(
+        args.src, args.dst, {
+            **(zoo.catalogued_arch(args.src) or {}),
+            **(requested or {})
+        }, param_key=args.param_key)
     options = ', '.join(f'{k}: {v}' for k, v in network_opt.items() if k != 'type')
     count = sum(p.numel() for p in net.parameters())
     print(f"{args.src}: {source} -> {network_opt['type']} ({count:,} parameters; {options})\nwritten to {args.dst}")

@@ -15,14 +15,13 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from tqdm import tqdm
 
 from mh2f_plugin.cli.flags import (DeprecatedAlias, add_arch, add_device, add_numerics, add_options_file, add_overwrite,
-                                   add_zoo_dir, resolve_numerics)
+                                   add_param_key, add_zoo_dir, resolve_numerics)
 from mh2f_plugin.data.image_io import decode_raw, from_float_bgr, read_bytes, to_float_bgr, write_image
 from mh2f_plugin.data.layouts import IMAGE_EXTENSIONS, image_files
-from mh2f_plugin.errors import InvalidOption, OptionsError
+from mh2f_plugin.errors import InvalidOption, NotARestorerError, OptionsError
 from mh2f_plugin.models.inference import restore, size_multiple
 from mh2f_plugin.utils.options import network_of, parse_arch_spec
 from mh2f_plugin.utils.options_validation import check_component
-from mh2f_plugin.weights.checkpoint import PARAM_KEYS
 from mh2f_plugin.weights.loader import load_network
 
 NAME = 'derain'
@@ -49,7 +48,7 @@ def add_arguments(parser):
         deprecated=('--arch-opt', ),
         instead="--arch 'NAME:{options}'",
         help="deprecated: the arch's options as YAML; write --arch 'NAME:{options}'")
-    parser.add_argument('--param-key', choices=PARAM_KEYS, help='default: params_ema if present, else params')
+    add_param_key(parser)
     parser.add_argument('--tile', type=int, help='tile size in pixels for images too large for memory')
     parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles')
     parser.add_argument(
@@ -183,13 +182,16 @@ def run(args):
         raw = decode_raw(read_bytes(source), source)
         lq = img2tensor(to_float_bgr(raw, source), bgr2rgb=True, float32=True)[None]
         with torch.no_grad(), autocast:
-            out = restore(
-                net,
-                lq.to(device, memory_format=memory_format),
-                args.tile,
-                tile_overlap=args.tile_overlap,
-                multiple=multiple,
-                ensemble=args.self_ensemble).float()
+            try:
+                out = restore(
+                    net,
+                    lq.to(device, memory_format=memory_format),
+                    args.tile,
+                    tile_overlap=args.tile_overlap,
+                    multiple=multiple,
+                    ensemble=args.self_ensemble).float()
+            except NotARestorerError as error:
+                raise NotARestorerError(f'{args.weights}: {error}') from error
         result = from_float_bgr(tensor2img(out.cpu(), out_type=np.float32, min_max=(0, 1)), raw)
         if result.dtype == np.uint16 and not target.lower().endswith(SIXTEEN_BIT_EXTENSIONS):
             if not args.to_8_bit:
