@@ -26,7 +26,11 @@ setup(
         'scikit-image',
         'matplotlib',
     ],
-    extras_require={'dev': ['pytest', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0']},
+    extras_require={
+        'dev': ['pytest', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0'],
+        # reading the authors' TensorFlow 1 checkpoints (DDN, SIRR); only to convert them
+        'tf': ['tensorflow-cpu>=2.16; platform_machine == "x86_64"', 'tensorflow>=2.16; platform_machine != "x86_64"'],
+    },
     entry_points={
         'console_scripts': ['basicsr = mh2f_plugin.cli.main:main'],
         'basicsr.plugins': ['mh2f_plugin = mh2f_plugin'],

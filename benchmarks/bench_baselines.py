@@ -22,7 +22,8 @@ from skimage import data as skdata
 from mh2f_plugin.cli.main import main as basicsr
 from mh2f_plugin.utils.markdown import markdown_table
 
-NETWORKS = ('MH2FNet', 'PReNet', 'PReNet_r', 'PRN', 'PRN_r', 'BRN', 'RESCAN', 'SPANet', 'RCDNet', 'SIRR', 'DRDNet')
+NETWORKS = ('MH2FNet', 'PReNet', 'PReNet_r', 'PRN', 'PRN_r', 'BRN', 'RESCAN', 'SPANet', 'RCDNet', 'SIRR', 'DRDNet',
+            'MARDNet', 'JORDERE', 'NLEDN', 'UMRL', 'DDN', 'VRGNet')
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket')
 
 
@@ -53,7 +54,7 @@ def main():
         argv = [
             'compare', '--data',
             os.path.join(tmp, 'data'), '--device', args.device, '--figure', 'none', '--out',
-            os.path.join(tmp, 'out')
+            os.path.join(tmp, 'out'), '--amp', 'off', '--channels-last', 'off', '--winograd', 'off'
         ]
         for network in args.networks:
             argv += ['--arch', network]

@@ -70,6 +70,16 @@ REALDATA = REPO.parent / 'shared' / 'realdata'
 needs_realdata = pytest.mark.skipif(
     not (REALDATA / 'weights').is_dir(), reason=f'{REALDATA} (official weights and Rain10H) is not on this machine')
 
+
+def realdata_file(item, relative=None):
+    """Where ``../shared/realdata/weights`` keeps a zoo entry's file (``relative``, by default its
+    own): under ``OWNER_REPO``, shortened for long repository names (``flyywh_JORDER-E``)."""
+    owner_repo, rest = (relative or item.relative_path).split(os.sep, 1)
+    folder = next(
+        f.name for f in (REALDATA / 'weights').iterdir() if owner_repo == f.name or owner_repo.startswith(f.name + '-'))
+    return REALDATA / 'weights' / folder / rest
+
+
 OFFSET = 3  # rainy = clean + OFFSET grey levels, so a wrong partner shows in the pixels
 
 

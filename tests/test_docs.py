@@ -43,4 +43,7 @@ def test_a_broken_link_is_found(tmp_path):
 def test_readme_is_a_front_page():
     lines = (REPO / 'README.md').read_text(encoding='utf-8').splitlines()
     assert len(lines) <= 160
-    assert '.venv/bin/python -m pytest -q' in lines[lines.index('Run the tests (installs into `.venv` first):') + 3]
+    heading = next(index for index, line in enumerate(lines) if line.startswith('Run the tests'))
+    command = lines[heading + 3]
+    assert command.endswith('.venv/bin/python -m pytest -q')
+    assert command in (REPO / '.ci' / 'run').read_text(encoding='utf-8'), "CI runs the README's test command"

@@ -1,19 +1,22 @@
 """Official checkpoints: detection and conversion of each layout, loading wherever weights are taken,
 clear errors; the authors' real files (when ../shared/realdata is present) derain Rain10H."""
+import json
 import numpy as np
 import pytest
+import sys
 import torch
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr
 from basicsr.models import build_model
 from basicsr.utils import tensor2img
 
+from mh2f_plugin.cli.main import main
 from mh2f_plugin.errors import WeightsError
 from mh2f_plugin.weights import zoo
 from mh2f_plugin.weights.checkpoint import read_weights
 from mh2f_plugin.weights.loader import load_network
 import official_layouts
-from helpers import REALDATA, REPO, check_ok, needs_realdata, photo, run_basicsr
+from helpers import REALDATA, REPO, check_ok, needs_realdata, photo, realdata_file, run_basicsr
 
 
 @pytest.mark.parametrize('make, expected', [
@@ -62,6 +65,33 @@ from helpers import REALDATA, REPO, check_ok, needs_realdata, photo, run_basicsr
         'num_m': 4,
         'num_z': 4,
         'num_res': 1
+    }),
+    (lambda: official_layouts.vrgnet(), {
+        'type': 'VRGNet',
+        'num_feat': 8,
+        'num_iters': 6,
+        'recurrent': 'lstm'
+    }),
+    (lambda: official_layouts.mardnet(), {
+        'type': 'MARDNet',
+        'num_feat': 8,
+        'num_blocks': 2,
+        'reduction': 4
+    }),
+    (lambda: official_layouts.jordere(), {
+        'type': 'JORDERE',
+        'num_feat': 8,
+        'num_blocks': 1,
+        'num_stages': 2
+    }),
+    (lambda: official_layouts.nledn(), {
+        'type': 'NLEDN',
+        'num_feat': 8,
+        'growth': 4
+    }),
+    (lambda: official_layouts.umrl(), {
+        'type': 'UMRL',
+        'num_feat': 32
     }),
 ])
 def test_each_official_layout_is_recognised_and_loads_strictly(tmp_path, make, expected):
@@ -274,7 +304,7 @@ REAL_FLOORS = {
 @pytest.mark.parametrize('name', sorted(REAL_FLOORS))
 def test_official_weights_derain_rain10h(tmp_path, name):
     item = zoo.entry(name)
-    net, _ = load_network(str(REALDATA / 'weights' / item.relative_path), dict(item.arch))
+    net, _ = load_network(str(realdata_file(item)), dict(item.arch))
     net.eval()
     scores = []
     for rainy, clean in rain10h_crops():
@@ -286,18 +316,18 @@ def test_official_weights_derain_rain10h(tmp_path, name):
 
 
 @needs_realdata
-def test_every_zoo_file_at_hand_converts(tmp_path):
+def test_every_zoo_file_converts_to_its_network_without_arch(tmp_path):
+    """Each file as downloaded, no network named: its keys (and, where they cannot tell, its sha256)
+    give the zoo entry's network."""
     for item in zoo.catalogue().values():
-        path = REALDATA / 'weights' / item.relative_path
-        if path.is_file():
-            net, opt = load_network(str(path), dict(item.arch))
-            assert opt['type'] == item.arch['type']
+        net, opt = load_network(str(realdata_file(item)))
+        assert item.arch.items() <= opt.items(), item.name
 
 
 @needs_realdata
 def test_reproduce_recipe_runs_basicsr_test_on_official_weights(tmp_path):
     zoo_folder = tmp_path / 'zoo'
-    source = REALDATA / 'weights' / zoo.entry('prn6_r-rain100h').relative_path
+    source = realdata_file(zoo.entry('prn6_r-rain100h'))
     (zoo_folder / zoo.entry('prn6_r-rain100h').relative_path).parent.mkdir(parents=True)
     (zoo_folder / zoo.entry('prn6_r-rain100h').relative_path).symlink_to(source)
     command = [
@@ -342,20 +372,20 @@ def test_the_real_rain_models_run_the_authors_real_rain_network(tmp_path, monkey
     import cv2
     item = zoo.entry(name)
     (tmp_path / item.relative_path).parent.mkdir(parents=True)
-    (tmp_path / item.relative_path).symlink_to(REALDATA / 'weights' / item.relative_path)
+    (tmp_path / item.relative_path).symlink_to(realdata_file(item))
     monkeypatch.setenv('MH2F_ZOO_DIR', str(tmp_path))
     photo_bgr = cv2.imread(str(sorted((REALDATA / 'Real9_DID-MDN' / 'github').glob('*.jpg'))[0]))
     rainy = torch.from_numpy(photo_bgr[100:164, 120:200, ::-1].transpose(2, 0, 1) / 255).float()[None]
     net, network_opt = load_network(f'zoo:{name}')
     assert network_opt['type'] == 'PReNet_real'
-    state = torch.load(REALDATA / 'weights' / item.relative_path, map_location='cpu', weights_only=True)
+    state = torch.load(realdata_file(item), map_location='cpu', weights_only=True)
     with torch.no_grad():
         expected = real_rain_reference(state, rainy)
         assert torch.allclose(net.eval()(rainy), expected, atol=1e-5)
-        bare, bare_opt = load_network(str(REALDATA / 'weights' / item.relative_path))
+        bare, bare_opt = load_network(str(realdata_file(item)))
         assert bare_opt['type'] == 'PReNet_real', 'a bare official file is recognised by its sha256'
         assert torch.allclose(bare.eval()(rainy), expected, atol=1e-5)
-        wrong, _ = load_network(str(REALDATA / 'weights' / item.relative_path), {'type': 'PReNet'})
+        wrong, _ = load_network(str(realdata_file(item)), {'type': 'PReNet'})
         assert (wrong.eval()(rainy) - expected).abs().max() > 0.1, 'the test tells the two topologies apart'
 
 
@@ -381,7 +411,7 @@ def test_real_rain_recipes_derain_and_score_photos_with_the_zoo_models(tmp_path,
     import cv2
     item = zoo.entry(name)
     (tmp_path / 'zoo' / item.relative_path).parent.mkdir(parents=True)
-    (tmp_path / 'zoo' / item.relative_path).symlink_to(REALDATA / 'weights' / item.relative_path)
+    (tmp_path / 'zoo' / item.relative_path).symlink_to(realdata_file(item))
     photos = tmp_path / 'datasets' / 'real_rain'
     photos.mkdir(parents=True)
     real = cv2.imread(str(sorted((REALDATA / 'Real9_DID-MDN' / 'github').glob('*.jpg'))[0]))
@@ -394,3 +424,78 @@ def test_real_rain_recipes_derain_and_score_photos_with_the_zoo_models(tmp_path,
     assert 0 < float(row.split('|')[2]) < 100, row
     stem = recipe[len('test_'):-len('.yml')]
     assert (tmp_path / 'results' / stem / 'visualization' / 'real_rain' / 'street_derained.png').is_file()
+
+
+AUTHORS_OUTPUTS = json.loads((REPO / 'tests' / 'data' / 'authors_outputs.json').read_text())['outputs']
+
+
+@needs_realdata
+@pytest.mark.parametrize('name', sorted(AUTHORS_OUTPUTS))
+def test_each_official_file_derains_as_its_authors_code_does(tmp_path, capsys, name):
+    """``basicsr derain --weights FILE`` (no --arch, float32) against the authors' own network and test
+    procedure, run outside the project on the same crop (tests/data/authors_outputs.json: 16x16
+    block means of their float output). One wrong layer moves them by far more than the 0.6 of an
+    8-bit level allowed here (rounding against their truncation: half a level at most)."""
+    import cv2
+    item = zoo.entry(name)
+    rainy = cv2.imread(str(REALDATA / 'Rain10H' / 'rainy' / 'rain-001.png'))[100:164, 200:296]
+    cv2.imwrite(str(tmp_path / 'crop.png'), rainy)
+    assert main([
+        'derain',
+        str(tmp_path / 'crop.png'),
+        str(tmp_path / 'out.png'), '--weights',
+        str(realdata_file(item)), '--amp', 'off', '--winograd', 'off'
+    ]) == 0
+    ours = cv2.imread(str(tmp_path / 'out.png'))[..., ::-1].astype(np.float64) / 255
+    blocks = ours.reshape(4, 16, 6, 16, 3).mean((1, 3))
+    difference = np.abs(blocks - np.array(AUTHORS_OUTPUTS[name])).max() * 255
+    assert difference < 0.6, f'{name}: block means {difference:.2f} levels from the authors\''
+
+
+def test_a_tensorflow_checkpoint_is_read_with_tensorflow_and_converted(tmp_path):
+    """DDN's variable layout (kernels HWIO, batch norm scale and beta, Adam's slots), written by TensorFlow."""
+    pytest.importorskip('tensorflow', reason="the tf extra (pip install -e '.[tf]') is not installed")
+    values = official_layouts.ddn_tensorflow(tmp_path / 'ckpt' / 'model-epoch-15', feat=4, layers=6, sirr=True)
+    for spelling in ('model-epoch-15', 'model-epoch-15.index', 'model-epoch-15.meta', ''):
+        path = tmp_path / 'ckpt' / spelling
+        if spelling == 'model-epoch-15.meta':
+            path.write_bytes(b'')  # a graph file beside the variables names the checkpoint too
+        if spelling == '':
+            (tmp_path / 'ckpt' / 'checkpoint').write_text('model_checkpoint_path: "model-epoch-15"\n')
+        weights = read_weights(str(path))
+        assert weights.network_opt == {'type': 'SIRR', 'num_in_ch': 3, 'num_feat': 4, 'num_blocks': 2}
+    state = weights.state
+    assert torch.equal(state['head.0.weight'], torch.from_numpy(values['conv_1/weights_1']).permute(3, 2, 0, 1))
+    assert torch.equal(state['blocks.1.2.1.weight'], torch.from_numpy(values['conv_5/scale_5']))
+    assert torch.equal(state['tail.1.bias'], torch.from_numpy(values['conv_6/beta_6']))
+    net, _ = load_network(str(tmp_path / 'ckpt' / 'model-epoch-15'))
+    assert net(torch.rand(1, 3, 20, 24)).shape == (1, 3, 20, 24)
+    official_layouts.ddn_tensorflow(tmp_path / 'ddn' / 'model', feat=4, layers=6)
+    assert read_weights(str(tmp_path / 'ddn' / 'model')).network_opt['type'] == 'DDN'
+
+
+def test_a_tensorflow_checkpoint_without_tensorflow_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):
+    (tmp_path / 'model.index').write_bytes(b'\0' * 16)
+    (tmp_path / 'model.data-00000-of-00001').write_bytes(b'\0' * 16)
+    monkeypatch.setitem(sys.modules, 'tensorflow', None)  # import tensorflow raises ImportError
+    assert main(['convert-weights', str(tmp_path / 'model'), str(tmp_path / 'out.pth')]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (f"basicsr convert-weights: error: {tmp_path / 'model'}: a TensorFlow "
+                                            "checkpoint; reading it needs the tf extra: pip install "
+                                            "'mh2f_plugin[tf]' (TensorFlow)")
+    assert not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('make, converted, official', [
+    (official_layouts.vrgnet, 'last_tail.weight', lambda s: s['derainet.convfinal.0.weight'][:3]),
+    (official_layouts.mardnet, 'blocks.1.channel_attention.attention.3.weight',
+     lambda s: s['b2.se.fc.2.weight'][..., None, None]),
+    (official_layouts.jordere, 'stages.1.blocks.0.branch_c.2.weight', lambda s: s['jorder2.updater.res1.conv6.weight']),
+    (official_layouts.nledn, 'decoder.0.non_local.non_local.out.weight',
+     lambda s: s['down_2.region_non_local.non_local_block.W.weight']),
+    (official_layouts.umrl, 'up16.1.body.2.weight', lambda s: s['trans_block3_2.conv1.weight'].transpose(0, 1)),
+])
+def test_new_layouts_land_where_the_official_forward_uses_them(tmp_path, make, converted, official):
+    state = make()
+    torch.save(state, tmp_path / 'w.pth')
+    assert torch.equal(read_weights(str(tmp_path / 'w.pth')).state[converted], official(state))

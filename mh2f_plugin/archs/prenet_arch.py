@@ -17,6 +17,9 @@ PReNet_x         ``stage_input: previous, residual: false`` (no rainy image afte
 PReNet_real      ``recurrent_position: after_res, residual: false, num_iters: 4``: the authors'
                  real-rain network (``Generator_lstm`` of their ``generator.py``, which their
                  ``test_real.py`` builds for ``logs/real/PReNet1.pth`` and ``PReNet2.pth``)
+VRGNet           ``last_tail: true``: VRGNet's deraining network (Wang, Yue, Xie, Zhao, Meng,
+                 CVPR 2021; "PReNet-" in its README), whose last stage has a convolution of its
+                 own (the image mean of its mean and log-variance head)
 ===============  ======================================================
 
 Published defaults: 6 stages, 32 channels, 5 residual blocks. The authors' checkpoints load
@@ -114,6 +117,7 @@ class PReNet(nn.Module):
         stage_input (str): ``'concat'`` (rainy image and previous result) or ``'previous'``.
         recurrent_position (str): the recurrent unit ``'before_res'`` (PReNet) or ``'after_res'``
             (the real-rain ``Generator_lstm``: the last convolution then reads the hidden state).
+        last_tail (bool): the last stage's output convolution is one of its own (VRGNet).
     """
 
     def __init__(self,
@@ -125,7 +129,8 @@ class PReNet(nn.Module):
                  shared_res=False,
                  residual=True,
                  stage_input='concat',
-                 recurrent_position='before_res'):
+                 recurrent_position='before_res',
+                 last_tail=False):
         super().__init__()
         name = type(self).__name__
         _choice(name, 'recurrent', recurrent, RECURRENT_UNITS)
@@ -144,12 +149,13 @@ class PReNet(nn.Module):
             self.gru = ConvGRUCell(num_feat)
         self.body = ResBlocks(num_feat, num_res, shared_res)
         self.tail = nn.Conv2d(num_feat, num_in_ch, 3, 1, 1)
+        self.last_tail = nn.Conv2d(num_feat, num_in_ch, 3, 1, 1) if last_tail else None
 
     def forward(self, rainy):
         batch, _, height, width = rainy.shape
         h = c = rainy.new_zeros(batch, self.num_feat, height, width)
         out = rainy
-        for _ in range(self.num_iters):
+        for stage in range(self.num_iters):
             x = self.head(torch.cat([rainy, out], 1) if self.stage_input == 'concat' else out)
             if self.recurrent_position == 'after_res':
                 x = self.body(x)
@@ -160,7 +166,8 @@ class PReNet(nn.Module):
                 x = h = self.gru(x, h)
             if self.recurrent_position == 'before_res':
                 x = self.body(x)
-            out = self.tail(x)
+            last = stage == self.num_iters - 1 and self.last_tail is not None
+            out = (self.last_tail if last else self.tail)(x)
             if self.residual:
                 out = rainy + out
         return out
@@ -197,3 +204,12 @@ class PReNet_real(PReNet):
 
     def __init__(self, num_iters=4, residual=False, recurrent_position='after_res', **kwargs):
         super().__init__(num_iters=num_iters, residual=residual, recurrent_position=recurrent_position, **kwargs)
+
+
+@ARCH_REGISTRY.register()
+class VRGNet(PReNet):
+    """VRGNet's deraining network (its "BNet"): PReNet whose last stage has an output convolution of
+    its own (``last_tail: true``); same arguments."""
+
+    def __init__(self, last_tail=True, **kwargs):
+        super().__init__(last_tail=last_tail, **kwargs)

@@ -1,6 +1,7 @@
-"""SIRR: Semi-supervised Image Rain Removal (Wei, Meng, Zhao, Xu, Wu; CVPR 2019), a comparison baseline.
+"""SIRR (Wei, Meng, Zhao, Xu, Wu; CVPR 2019) and DDN (Fu, Huang, Zeng, Huang, Ding, Paisley; CVPR 2017).
 
-SIRR's network is DDN's (Fu et al., CVPR 2017), as the authors' TensorFlow code builds it: a guided
+SIRR's network is DDN's, as both authors' TensorFlow code builds it (op for op, checked on their
+graphs); SIRR differs only in its training. ``DDN`` is the same class under DDN's name. A guided
 filter (radius 15, eps 1, zero-padded box means over the valid pixels) splits the rainy image into
 a base and a detail layer; a 26-layer residual network on the detail layer (3x3 convolutions of
 16 channels, each followed by batch normalisation and ReLU, shortcuts every two layers, a last
@@ -10,22 +11,35 @@ image. The batch normalisation always uses the statistics of the current batch, 
 semi-supervised part (a Gaussian mixture on real rain) is a training loss, not part of the network.
 Images are ``(B, C, H, W)`` in [0, 1]; the output has the input's shape.
 """
+import torch
 import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 
+def box_sum(x, radius):
+    """The sum of ``x`` over the ``(2 radius + 1)`` square around each pixel, zero outside the
+    image: ``(B, C, H, W)``, in constant time per pixel (sums of cumulative sums)."""
+    size = 2 * radius + 1
+    c = F.pad(x, (radius + 1, radius, radius + 1, radius)).cumsum(-1).cumsum(-2)
+    return c[..., size:, size:] - c[..., :-size, size:] - c[..., size:, :-size] + c[..., :-size, :-size]
+
+
 def guided_filter_base(img, radius=15, eps=1.0):
-    """The guided filter of ``img`` guided by itself, per channel: ``(B, C, H, W)``."""
+    """The guided filter of ``img`` guided by itself, per channel: ``(B, C, H, W)``. Box means are
+    over the pixels inside the image, computed in float64, as the authors' OpenCV filter on
+    float64 images does."""
+    x = img.double()
+    count = box_sum(torch.ones_like(x[:1, :1]), radius)
 
-    def box_mean(x):
-        return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    def box_mean(y):
+        return box_sum(y, radius) / count
 
-    mean = box_mean(img)
-    var = box_mean(img * img) - mean * mean
+    mean = box_mean(x)
+    var = box_mean(x * x) - mean * mean
     a = var / (var + eps)
     b = mean - a * mean
-    return box_mean(a) * img + box_mean(b)
+    return (box_mean(a) * x + box_mean(b)).to(img.dtype)
 
 
 def _conv_bn(in_ch, out_ch):
@@ -60,3 +74,8 @@ class SIRR(nn.Module):
         for block in self.blocks:
             x = x + block(x)
         return rainy + self.tail(x)
+
+
+@ARCH_REGISTRY.register()
+class DDN(SIRR):
+    """DDN, the deep detail network: SIRR's network under its first name; same arguments."""

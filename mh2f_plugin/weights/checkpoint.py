@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from mh2f_plugin.errors import WeightsError
 from mh2f_plugin.utils.atomic_write import atomic_open
-from mh2f_plugin.weights import official
+from mh2f_plugin.weights import official, tf_checkpoint
 
 PARAM_KEYS = ('params_ema', 'params')
 CONTAINER_KEYS = ('net', 'state_dict', 'model')  # official files: RESCAN and SPANet use 'net'
@@ -89,10 +89,16 @@ def state_dict_of(checkpoint, path, param_key=None, fallback=False):
 
 
 def read_weights(path, param_key=None, fallback=False):
-    """``Weights`` from ``path``: BasicSR's format as it is, an official layout converted;
-    ``param_key`` and ``fallback`` as ``state_dict_of`` takes them."""
-    checkpoint = read_checkpoint(path)
-    key, state = state_dict_of(checkpoint, path, param_key, fallback)
+    """``Weights`` from ``path``: BasicSR's format as it is, an official layout converted (TensorFlow
+    checkpoints too: ``tf_checkpoint``); ``param_key`` and ``fallback`` as ``state_dict_of`` takes them."""
+    if tf_checkpoint.prefix_of(path):
+        if param_key:
+            raise WeightsError(f"{path}: a TensorFlow checkpoint, which has no '{param_key}'")
+        checkpoint = state = tf_checkpoint.read(path)
+        key = None
+    else:
+        checkpoint = read_checkpoint(path)
+        key, state = state_dict_of(checkpoint, path, param_key, fallback)
     if key in PARAM_KEYS:
         return Weights(state, checkpoint.get('network_g'), BASICSR)
     fmt = official.detect(state)

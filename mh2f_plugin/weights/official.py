@@ -212,6 +212,220 @@ def convert_rcdnet(state):
     return options, state
 
 
+def convert_vrgnet(state):
+    """hongwang01/VRGNet ``prenet.py`` (its deraining network, keys ``derainet.*``): PReNet whose
+    6th stage has its own output convolution ``convfinal`` of 6 channels; the first 3 are the image
+    (the mean), the last 3 its log-variance, which no image needs and which is dropped."""
+    state = {key[len('derainet.'):]: value for key, value in state.items()}
+    last = {suffix: state.pop(f'convfinal.0.{suffix}')[:3] for suffix in ('weight', 'bias')}
+    options, state = convert_prenet(state)
+    state.update({f'last_tail.{suffix}': value for suffix, value in last.items()})
+    return {**options, 'type': 'VRGNet', 'num_in_ch': last['weight'].shape[0]}, state
+
+
+def convert_mardnet(state):
+    """cxtalk/MARD-Net ``networks.py``; its squeeze-and-excitation layers' linear weights become
+    1x1 convolutions (BasicSR's ``ChannelAttention``)."""
+    block = r'b(\d+)\.'
+    rules = [(r'entry\.(weight|bias)', r'head.\1'), (r'exit\.(weight|bias)', r'tail.\1'),
+             (block + r'x1_1\.conv\.(weight|bias)', r'blocks.\1.scale3_1.0.\2'),
+             (block + r'x2_1\.conv\.(weight|bias)', r'blocks.\1.scale5_1.0.\2'),
+             (block + r'x1_2\.conv\.(weight|bias)', r'blocks.\1.scale3_2.0.\2'),
+             (block + r'x2_2\.conv\.(weight|bias)', r'blocks.\1.scale5_2.0.\2'),
+             (block + r'out1\.(weight|bias)', r'blocks.\1.fuse.\2'),
+             (block + r'out2\.(weight|bias)', r'blocks.\1.conv.\2'),
+             (block + r'se\.fc\.0\.(weight|bias)', r'blocks.\1.channel_attention.attention.1.\2'),
+             (block + r'se\.fc\.2\.(weight|bias)', r'blocks.\1.channel_attention.attention.3.\2'),
+             (block + r'sp\.head\.0\.weight', r'blocks.\1.spatial_attention.body.0.weight'),
+             (block + r'sp\.midd\.0\.weight', r'blocks.\1.spatial_attention.body.2.weight'),
+             (block + r'sp\.tail\.weight', r'blocks.\1.spatial_attention.body.4.weight'),
+             (r'c(\d+)\.body\.0\.(weight|bias)', r'fusions.\1.0.\2')]
+    state = _zero_based(_zero_based(_rename(state, rules), 'blocks'), 'fusions')
+    state = {
+        key: value[..., None, None] if 'channel_attention' in key and value.dim() == 2 else value
+        for key, value in state.items()
+    }
+    options = {
+        'type': 'MARDNet',
+        'num_in_ch': state['head.weight'].shape[1],
+        'num_feat': state['head.weight'].shape[0],
+        'num_blocks': sum(key.endswith('.fuse.weight') for key in state),
+        'reduction': state['head.weight'].shape[0] // state['blocks.0.spatial_attention.body.0.weight'].shape[0]
+    }
+    return options, state
+
+
+JORDER_CONVS = {
+    'encoder': 'head',
+    'mask_estimator1': 'mask_head.0',
+    'mask_estimator2': 'mask_head.1',
+    'level_estimator1': 'level_head.0',
+    'level_estimator2': 'level_head.1',
+    'mask_F_b_encoder1': 'mask_shift.0',
+    'mask_F_b_encoder2': 'mask_shift.2',
+    'mask_F_w_encoder1': 'mask_scale.0',
+    'mask_F_w_encoder2': 'mask_scale.2',
+    'level_F_b_encoder1': 'level_shift.0',
+    'level_F_b_encoder2': 'level_shift.2',
+    'level_F_w_encoder1': 'level_scale.0',
+    'level_F_w_encoder2': 'level_scale.2',
+    'decoder.0': 'tail.0',
+    'decoder.1': 'tail.1',
+}
+JORDER_BRANCHES = {
+    '1': 'branch_a.0',
+    '2': 'branch_a.2',
+    '3': 'branch_b.0',
+    '4': 'branch_b.2',
+    '5': 'branch_c.0',
+    '6': 'branch_c.2'
+}
+
+
+def convert_jordere(state):
+    """flyywh/JORDER-E ``testing_practical/src/model/jorder_e.py``: two stages ``jorder1``, ``jorder2``,
+    fed RGB in 0..255 (``rgb_range``)."""
+    rules = [(rf'jorder(\d+)\.{re.escape(name)}\.(weight|bias)', rf'stages.\1.{ours}.\2')
+             for name, ours in JORDER_CONVS.items()]
+    rules += [(rf'jorder(\d+)\.updater\.res(\d+)\.conv{conv}\.(weight|bias)', rf'stages.\1.blocks.\2.{ours}.\3')
+              for conv, ours in JORDER_BRANCHES.items()]
+    state = _zero_based(_zero_based(_rename(state, rules), 'stages'), 'blocks')
+    options = {
+        'type': 'JORDERE',
+        'num_in_ch': state['stages.0.tail.1.weight'].shape[0],
+        'num_feat': state['stages.0.head.weight'].shape[0],
+        'num_blocks': sum(key.startswith('stages.0.blocks.') and key.endswith('branch_a.0.weight') for key in state),
+        'num_stages': sum(key.endswith('.head.weight') for key in state),
+    }
+    return options, state
+
+
+NLEDN_BLOCKS = {
+    'up_1': 'encoder.0',
+    'up_2': 'encoder.1',
+    'up_3': 'encoder.2',
+    'down_3': 'middle',
+    'down_2': 'decoder.0',
+    'down_1': 'decoder.1'
+}
+NLEDN_NON_LOCAL = {'theta': 'theta', 'phi.0': 'phi', 'g.0': 'g', 'W': 'out'}
+
+
+def convert_nledn(state):
+    """AlexHex7/NLEDN ``lib/NLEDN.py`` (its ``up_*`` blocks are the encoder, ``down_*`` the decoder)."""
+    rules = [(r'conv1\.(weight|bias)', r'head.\1'), (r'conv2\.(weight|bias)', r'head2.\1'),
+             (r'down_2_fusion\.(weight|bias)', r'skip_fusions.0.\1'),
+             (r'down_1_fusion\.(weight|bias)', r'skip_fusions.1.\1'),
+             (r'fusion\.([01])\.(weight|bias)', r'fusion.\1.\2'), (r'final_conv\.0\.(weight|bias)', r'tail.\1')]
+    for name, ours in NLEDN_BLOCKS.items():
+        inner = 'non_local' if name == 'down_3' else 'region_non_local.non_local_block'
+        where = 'non_local' if name == 'down_3' else 'non_local.non_local'
+        rules += [(rf'{name}\.{inner}\.{re.escape(conv)}\.(weight|bias)', rf'{ours}.{where}.{mine}.\1')
+                  for conv, mine in NLEDN_NON_LOCAL.items()]
+        rules += [(rf'{name}\.group_(\d+)\.0\.(weight|bias)', rf'{ours}.layers.\1.0.\2'),
+                  (rf'{name}\.fusion\.0\.(weight|bias)', rf'{ours}.fusion.\1')]
+    state = _rename(state, rules)
+    options = {
+        'type': 'NLEDN',
+        'num_in_ch': state['head.weight'].shape[1],
+        'num_feat': state['head.weight'].shape[0],
+        'growth': state['middle.layers.0.0.weight'].shape[0]
+    }
+    return options, state
+
+
+UMRL_STAGES = {
+    '1': 'encoder.0',
+    '2': 'encoder.1',
+    '3': 'encoder.2',
+    '3_1': 'encoder.3',
+    '3_2': 'up16',
+    '4': 'up8',
+    '5': 'up4',
+    '6': 'up2',
+    '6_1': 'refine'
+}
+# the dense layers' and transitions' layers: norm, ReLU, conv (, norm, ReLU, conv)
+UMRL_LAYERS = {'bn1': 'body.0', 'conv1': 'body.2', 'bn2': 'body.3', 'conv2': 'body.5'}
+
+
+def _umrl_blocks():
+    """``{official prefix: ours}`` of UMRL's dense layers and transitions."""
+    blocks = {}
+    for index, stage in UMRL_STAGES.items():
+        blocks.update({f'dense_block{index}': f'{stage}.0', f'trans_block{index}': f'{stage}.1'})
+    for step in (1, 2, 3):
+        blocks.update({
+            f'res_est.conv{step}': f'residual.body.{step - 1}.0',
+            f'res_est.trans_block{step}': f'residual.body.{step - 1}.1'
+        })
+    for step in (2, 3):  # the confidence estimator starts with a plain convolution
+        blocks.update({
+            f'conf_res.conv{step}': f'confidence.body.{step - 1}.0',
+            f'conf_res.trans_block{step}': f'confidence.body.{step - 1}.1'
+        })
+    return blocks
+
+
+def convert_umrl(state):
+    """rajeevyasarla/UMRL ``models/derain_mulcmp.py`` (``UMRL``). The transitions' 1x1 transposed
+    convolutions become 1x1 convolutions; ``batchnorm1``, ``batchnorm20`` and the confidence
+    estimator's ``conv_refin``, never applied by the official forward, are dropped."""
+    rules = [(r'batchnorm(1|20)\..*|conf_res\.conv_refin\..*', None), (r'conv_refin\.(weight|bias)', r'rain.0.\1'),
+             (r'refine3\.(weight|bias)', r'rain.2.\1'), (r'refineclean1\.(weight|bias)', r'clean.0.\1'),
+             (r'refineclean2\.(weight|bias)', r'clean.2.\1'),
+             (r'res_est\.conv_refin\.(weight|bias)', r'residual.body.3.\1'),
+             (r'res_est\.refine3\.(weight|bias)', r'residual.body.5.\1'),
+             (r'conf_res\.conv1\.(weight|bias)', r'confidence.body.0.\1'),
+             (r'conf_res\.refine3\.(weight|bias)', r'confidence.body.3.\1')]
+    rules += [(rf'{re.escape(official)}\.{layer}\.(\w+)', rf'{ours}.{position}.\1')
+              for official, ours in _umrl_blocks().items() for layer, position in UMRL_LAYERS.items()]
+    state = {
+        key: value.transpose(0, 1) if re.search(r'(^|\.)trans_block[\d_]+\.conv1\.weight$', key) else value
+        for key, value in state.items()
+    }
+    state = _rename(state, rules)
+    options = {
+        'type': 'UMRL',
+        'num_in_ch': state['clean.2.weight'].shape[0],
+        'num_feat': state['encoder.0.1.body.2.weight'].shape[0]
+    }
+    return options, state
+
+
+def convert_ddn(state):
+    """Fu et al.'s DDN ``training.py`` graph (TensorFlow 1 variables ``conv_K/{weights,biases,scale,beta}_K``,
+    K from 1 to 26), as DDN's authors, SIRR's authors and BRN's authors trained it. Kernels are HWIO, made OIHW;
+    ``scale``/``beta`` are the batch normalisations' weight and bias. SIRR's files also hold the
+    biases and normalisations of its unsupervised training branch (``conv_K_1/*``) and are SIRR;
+    those, Adam's slots and its power accumulators are dropped."""
+    sirr = 'conv_1_1/biases_1' in state
+    parts = {'weights': '0.weight', 'biases': '0.bias', 'scale': '1.weight', 'beta': '1.bias'}
+    layers = max(int(match.group(1)) for match in map(re.compile(r'conv_(\d+)/weights_\1').fullmatch, state) if match)
+    converted = {}
+    for key, value in state.items():
+        match = re.fullmatch(r'conv_(\d+)/(weights|biases|scale|beta)_\1', key)
+        if match is None:
+            if not re.fullmatch(r'.*/Adam(_1)?|beta[12]_power|conv_\d+_1/(biases|scale|beta)_\d+', key):
+                raise WeightsError(f'unexpected variable {key}')
+            continue
+        layer, part = int(match.group(1)), match.group(2)
+        if layer == 1:
+            module = 'head'
+        elif layer == layers:
+            module = 'tail'
+        else:
+            module = f'blocks.{(layer - 2) // 2}.{2 * ((layer - 2) % 2)}'
+        converted[f'{module}.{parts[part]}'] = value.permute(3, 2, 0, 1).contiguous() if part == 'weights' else value
+    options = {
+        'type': 'SIRR' if sirr else 'DDN',
+        'num_in_ch': converted['head.0.weight'].shape[1],
+        'num_feat': converted['head.0.weight'].shape[0],
+        'num_blocks': (layers - 2) // 2
+    }
+    return options, converted
+
+
 @dataclass(frozen=True)
 class OfficialFormat:
     """One official layout: its ``name``, the repository it comes from, the keys that identify it
@@ -232,6 +446,21 @@ FORMATS = (
     OfficialFormat('SPANet', 'stevewongv/SPANet SPANet.py',
                    ('conv_in.0.weight', 'SAM1.conv_in.weight', 'res_block1.group1.conv1.weight'), convert_spanet),
     OfficialFormat('RCDNet', 'hongwang01/RCDNet rcdnet.py', ('eta11', 'eta12', 'weight0', 'w_z_f'), convert_rcdnet),
+    OfficialFormat('VRGNet', 'hongwang01/VRGNet prenet.py', ('derainet.conv0.0.weight', 'derainet.convfinal.0.weight'),
+                   convert_vrgnet),
+    OfficialFormat('MARD-Net', 'cxtalk/MARD-Net networks.py',
+                   ('entry.weight', 'b1.x1_1.conv.weight', 'c1.body.0.weight'), convert_mardnet),
+    OfficialFormat('JORDER-E', 'flyywh/JORDER-E testing_practical/src/model/jorder_e.py',
+                   ('jorder1.encoder.weight', 'jorder2.encoder.weight', 'jorder1.updater.res1.conv1.weight'),
+                   convert_jordere),
+    OfficialFormat(
+        'NLEDN', 'AlexHex7/NLEDN lib/NLEDN.py',
+        ('conv1.weight', 'up_1.region_non_local.non_local_block.theta.weight', 'down_3.non_local.theta.weight'),
+        convert_nledn),
+    OfficialFormat('UMRL', 'rajeevyasarla/UMRL models/derain_mulcmp.py',
+                   ('dense_block1.conv1.weight', 'res_est.conv1.conv1.weight', 'refineclean1.weight'), convert_umrl),
+    OfficialFormat('DDN', "DDN's TensorFlow training.py (Fu et al.; SIRR's and BRN's authors' files too)",
+                   ('conv_1/weights_1', 'conv_1/scale_1', 'conv_2/weights_2'), convert_ddn),
 )
 
 

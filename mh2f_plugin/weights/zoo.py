@@ -15,10 +15,11 @@ import os
 import re
 import urllib.error
 import yaml
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from mh2f_plugin.errors import WeightsError
+from mh2f_plugin.weights import tf_checkpoint
 from mh2f_plugin.weights.checkpoint import read_checkpoint, save_converted
 
 CATALOGUE = os.path.join(os.path.dirname(__file__), 'zoo.yml')
@@ -41,12 +42,20 @@ class ZooEntry:
     sha256: str
     published: dict
     note: str = ''
+    companions: dict = field(default_factory=dict)  # {file name beside the url's: sha256}: a TF checkpoint's data
 
     @property
     def relative_path(self):
         """``OWNER_REPO/PATH`` from a ``https://github.com/OWNER/REPO/raw/COMMIT/PATH`` URL."""
         match = URL.fullmatch(self.url)
         return os.path.join(f'{match.group(1)}_{match.group(2)}', *match.group(3).split('/'))
+
+    def files(self):
+        """``[(url, path relative to the zoo folder, sha256)]``: the file, then its companions."""
+        folder, url_folder = os.path.dirname(self.relative_path), self.url.rsplit('/', 1)[0]
+        return [(self.url, self.relative_path, self.sha256)] + [
+            (f'{url_folder}/{name}', os.path.join(folder, name), digest) for name, digest in self.companions.items()
+        ]
 
 
 def catalogue():
@@ -55,6 +64,7 @@ def catalogue():
 
 
 URL = re.compile(r'https://github\.com/([^/]+)/([^/]+)/raw/[0-9a-f]+/(.+)')
+SHA256 = re.compile(r'[0-9a-f]{64}')
 
 
 @lru_cache(maxsize=None)
@@ -69,6 +79,11 @@ def _read_catalogue(path):
         if not isinstance(item.url, str) or not URL.fullmatch(item.url):
             raise ZooError(f"{path}: entry '{item.name}': url must be https://github.com/OWNER/REPO/raw/COMMIT/PATH, "
                            f'pinned to a commit, got {item.url!r}')
+        if not isinstance(item.companions, dict) or not all(
+                isinstance(name, str) and '/' not in name and isinstance(digest, str) and SHA256.fullmatch(digest)
+                for name, digest in item.companions.items()):
+            raise ZooError(f"{path}: entry '{item.name}': companions must map file names (beside the url's) to "
+                           f'sha256 sums, got {item.companions!r}')
         for dataset, scores in (item.published.items() if isinstance(item.published, dict) else [('', None)]):
             numbers = isinstance(scores, dict) and all(isinstance(value, (int, float)) for value in scores.values())
             if not numbers or 'psnr' not in scores or not set(scores) <= {'psnr', 'ssim'}:
@@ -114,20 +129,21 @@ def catalogued_arch(path):
     """The zoo entry's ``network_g`` for a file that is one of the catalogue's originals (same
     sha256: an official file downloaded by hand), else None. Keys cannot tell some networks apart
     (PReNet and the real-rain PReNet_real); the catalogue can."""
-    digest = sha256_of(path)
+    prefix = tf_checkpoint.prefix_of(path)
+    digest = sha256_of(tf_checkpoint.index_file(prefix) if prefix else path)
     return next((dict(item.arch) for item in catalogue().values() if item.sha256 == digest), None)
 
 
-def download_url(item):
-    """``item.url`` with ``https://github.com/`` replaced by ``$MH2F_ZOO_MIRROR`` when set."""
+def download_url(url):
+    """``url`` with ``https://github.com/`` replaced by ``$MH2F_ZOO_MIRROR`` when set."""
     mirror = os.environ.get('MH2F_ZOO_MIRROR')
-    return mirror.rstrip('/') + '/' + item.url[len(GITHUB):] if mirror else item.url
+    return mirror.rstrip('/') + '/' + url[len(GITHUB):] if mirror else url
 
 
-def download(item, path):
-    """Downloads ``item`` to ``path`` with BasicSR's ``load_file_from_url`` (progress bar)."""
+def download(url, path):
+    """Downloads ``url`` to ``path`` with BasicSR's ``load_file_from_url`` (progress bar)."""
     from basicsr.utils.download_util import load_file_from_url
-    url = download_url(item)
+    url = download_url(url)
     folder, file_name = os.path.split(path)
     try:
         os.makedirs(folder, exist_ok=True)
@@ -139,19 +155,21 @@ def download(item, path):
 
 
 def verified_file(item, folder=None):
-    """The path of ``item``'s original file in the zoo folder, downloaded if absent, its sha256
-    checked. A mismatching file is never used: a fresh download is moved aside as ``.corrupt``."""
-    path = os.path.join(zoo_dir(folder), item.relative_path)
-    downloaded = not os.path.isfile(path)
-    if downloaded:
-        download(item, path)
-    found = sha256_of(path)
-    if found != item.sha256:
+    """The path of ``item``'s original file in the zoo folder, it and its companions downloaded if
+    absent and their sha256 checked. A mismatching file is never used: a fresh download is moved
+    aside as ``.corrupt``."""
+    for url, relative, expected in item.files():
+        path = os.path.join(zoo_dir(folder), relative)
+        downloaded = not os.path.isfile(path)
         if downloaded:
-            os.replace(path, path + '.corrupt')
-        raise ZooError(f'{path}: sha256 mismatch for {PREFIX}{item.name}: expected {item.sha256}, found {found}; '
-                       'the file was not used' + ('' if downloaded else ' (delete it to download it again)'))
-    return path
+            download(url, path)
+        found = sha256_of(path)
+        if found != expected:
+            if downloaded:
+                os.replace(path, path + '.corrupt')
+            raise ZooError(f'{path}: sha256 mismatch for {PREFIX}{item.name}: expected {expected}, found {found}; '
+                           'the file was not used' + ('' if downloaded else ' (delete it to download it again)'))
+    return os.path.join(zoo_dir(folder), item.relative_path)
 
 
 def fetch(name, folder=None):

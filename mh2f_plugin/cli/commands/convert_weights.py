@@ -2,7 +2,8 @@
 
     basicsr convert-weights SRC DST [--arch 'NAME:{options}']
 
-The layout is found from the keys (PReNet family, BRN, RESCAN, SPANet, RCDNet: see
+The layout is found from the keys (PReNet family, BRN, RESCAN, SPANet, RCDNet, VRGNet, MARD-Net,
+JORDER-E, NLEDN, UMRL, and DDN's and SIRR's TensorFlow checkpoints: see
 ``mh2f_plugin.weights.official``). DST is ``{'params': state_dict, 'network_g': options}``:
 BasicSR loads it as any checkpoint (``path.pretrain_network_g``), and ``basicsr derain`` /
 ``basicsr compare`` build the network it records. Options a file cannot tell (PReNet's residual
