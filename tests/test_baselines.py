@@ -110,3 +110,33 @@ def test_every_network_of_the_plugin_counts_its_operations(name):
     from mh2f_plugin.utils.measure import macs
     with torch.no_grad():
         assert macs(ARCH_REGISTRY.get(name)().eval(), (3, 64, 80)) > 0
+
+
+TODAYS = {
+    'Restormer': (dict(num_feat=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1), 'params', ''),
+    'DRSformer': (dict(num_feat=8, num_blocks=[1, 1, 1, 1]), 'params', ''),
+    'DRSformer_no_mefc': (dict(num_feat=8, num_blocks=[1, 1, 1, 1], mefc=False), 'params', ''),
+    'MPRNet': (dict(n_feat=8, scale_unetfeats=4, scale_orsnetfeats=4, num_cab=2), 'state_dict', 'module.'),
+    'NeRDRain': (dict(dim=8, num_blocks=[1, 1, 1], win_size=32), 'state_dict', ''),
+}
+
+
+@pytest.mark.parametrize('label', sorted(TODAYS))
+def test_todays_comparators_load_from_their_authors_layout_without_arch(tmp_path, label):
+    """Their authors' files as they publish them: BasicSR's ``{'params'}`` without ``network_g``
+    (Restormer, DRSformer, which today's loader read as MH2F-Net), ``{'state_dict'}`` with
+    DataParallel's ``module.`` (MPRNet) or without (NeRD-Rain). The network and its settings come
+    from the keys; the topology was checked against the authors' code (docs/weights.md)."""
+    from mh2f_plugin.weights.loader import load_network
+    options, container, prefix = TODAYS[label]
+    name = label.split('_')[0]
+    torch.manual_seed(0)
+    net = ARCH_REGISTRY.get(name)(**options).eval()
+    torch.save({container: {prefix + key: value for key, value in net.state_dict().items()}}, tmp_path / 'w.pth')
+    test_time = {'win_size': options['win_size']} if 'win_size' in options else None  # no file can say it
+    loaded, network_opt = load_network(str(tmp_path / 'w.pth'), test_time)
+    found = {key: list(value) if isinstance(value, tuple) else value for key, value in network_opt.items()}
+    assert network_opt['type'] == name and options.items() <= found.items()
+    x = torch.rand(1, 3, 36, 44)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x), net(x))

@@ -320,8 +320,9 @@ def test_every_zoo_file_converts_to_its_network_without_arch(tmp_path):
     """Each file as downloaded, no network named: its keys (and, where they cannot tell, its sha256)
     give the zoo entry's network."""
     for item in zoo.catalogue().values():
-        net, opt = load_network(str(realdata_file(item)))
-        assert item.arch.items() <= opt.items(), item.name
+        if not item.by_hand:
+            net, opt = load_network(str(realdata_file(item)))
+            assert item.arch.items() <= opt.items(), item.name
 
 
 @needs_realdata

@@ -203,14 +203,16 @@ def test_zoo_names_work_in_derain_compare_and_pretrain_network_g(synthetic_zoo, 
 
 @needs_realdata
 def test_every_official_file_downloads_verifies_and_converts(tmp_path):
-    """Every catalogue entry, served from ../shared/realdata on 127.0.0.1 (a TensorFlow checkpoint's
-    data file too): each file's sha256 checked, each converted once and then reused."""
+    """Every catalogue entry but those downloaded by hand, served from ../shared/realdata on 127.0.0.1
+    (a TensorFlow checkpoint's data file too): each file's sha256 checked, each converted once and
+    then reused."""
     files = {}
-    for item in zoo.catalogue().values():
+    downloaded = [item for item in zoo.catalogue().values() if not item.by_hand]
+    for item in downloaded:
         for url, relative, _ in item.files():
             files['/' + url[len(zoo.GITHUB):]] = realdata_file(item, relative).read_bytes()
     server = Server(files)
-    names = list(zoo.catalogue())
+    names = [item.name for item in downloaded]
     try:
         env = {'MH2F_ZOO_MIRROR': server.url, 'MH2F_ZOO_DIR': str(tmp_path / 'zoo')}
         result = check_ok(run_basicsr(['zoo', 'get'] + names, cwd=tmp_path, env=env, timeout=900))
@@ -230,9 +232,44 @@ def test_zoo_list_renders_the_catalogue():
     assert table.count('\n') == len(zoo.catalogue()) + 1
     assert '| `prenet6-rain100h` | PReNet | ' in table and 'Rain100H 29.46/0.899' in table
     for item in zoo.catalogue().values():
-        assert item.relative_path.count('/') >= 2 and len(item.sha256) == 64
+        assert item.relative_path.count('/') >= 2 and (item.by_hand or len(item.sha256) == 64)
 
 
 def test_the_manual_shows_the_catalogue_as_zoo_list_prints_it():
     from mh2f_plugin.cli.commands.zoo import catalogue_table
     assert catalogue_table() in (REPO / 'docs' / 'weights.md').read_text(encoding='utf-8')
+
+
+def test_a_file_downloaded_by_hand_is_added_once_then_checked(tmp_path, monkeypatch, capsys):
+    """Restormer, MPRNet, DRSformer and NeRD-Rain publish on cloud drives: the user downloads the
+    file, hands it over once, and its sha256 is recorded and checked at every later use."""
+    from basicsr.archs import build_network
+    options = {'type': 'Restormer', 'num_feat': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1}
+    write_yaml(
+        tmp_path / 'catalogue.yml', {
+            'tiny-restormer': {
+                'arch': {
+                    'type': 'Restormer'
+                },
+                'trained_on': 'nothing',
+                'page': 'https://github.com/someone/derain/tree/main',
+                'file': 'deraining.pth'
+            }
+        })
+    monkeypatch.setenv('MH2F_ZOO_CATALOGUE', str(tmp_path / 'catalogue.yml'))
+    monkeypatch.setenv('MH2F_ZOO_DIR', str(tmp_path / 'zoo'))
+    torch.save({'params': build_network(dict(options)).state_dict()}, tmp_path / 'downloaded.pth')
+    assert main(['zoo', 'get', 'tiny-restormer']) == 2
+    assert ('download deraining.pth by hand from https://github.com/someone/derain/tree/main, then run basicsr zoo '
+            'get tiny-restormer --file PATH') in error_line(capsys.readouterr().err)
+    assert main(['zoo', 'get', 'tiny-restormer', '--file', str(tmp_path / 'downloaded.pth')]) == 0
+    kept = tmp_path / 'zoo' / 'by-hand' / 'tiny-restormer' / 'deraining.pth'
+    assert (kept.parent / 'deraining.pth.sha256').read_text().strip() == hashlib.sha256(kept.read_bytes()).hexdigest()
+    path, network_opt = zoo.fetch('tiny-restormer')
+    assert path.endswith(zoo.CONVERTED_SUFFIX) and torch.load(path)['network_g']['num_feat'] == 8
+    changed = bytearray(kept.read_bytes())
+    changed[-1] ^= 0xFF
+    kept.write_bytes(bytes(changed))  # the file changed since it was added
+    assert main(['zoo', 'get', 'tiny-restormer']) == 2
+    assert 'is not the one recorded when it was added' in error_line(capsys.readouterr().err)
+    assert main(['zoo', 'get', 'prn6-rain100h', '--file', str(tmp_path / 'downloaded.pth')]) == 2

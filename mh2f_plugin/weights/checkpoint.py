@@ -3,7 +3,9 @@
 ``read_weights(path)`` accepts what users download: a BasicSR checkpoint (``params`` /
 ``params_ema``), one written by ``basicsr convert-weights`` (which also records its
 ``network_g``), or an official file in any layout of ``mh2f_plugin.weights.official`` (plain state
-dicts, ``{'net': ...}`` containers, ``module.`` prefixes). Files are read with torch's safe loader
+dicts, ``{'net': ...}`` or ``{'state_dict': ...}`` containers, ``module.`` prefixes, and the
+BasicSR files without ``network_g`` of the networks trained with BasicSR forks: Restormer,
+DRSformer). Files are read with torch's safe loader
 (``weights_only``): tensors and plain containers only. Every problem is a ``WeightsError`` that
 names the file: not found, not a torch file, truncated, no state dict inside, unknown layout (with
 the keys that did not match), or weights of another network.
@@ -99,9 +101,9 @@ def read_weights(path, param_key=None, fallback=False):
     else:
         checkpoint = read_checkpoint(path)
         key, state = state_dict_of(checkpoint, path, param_key, fallback)
-    if key in PARAM_KEYS:
-        return Weights(state, checkpoint.get('network_g'), BASICSR)
     fmt = official.detect(state)
+    if key in PARAM_KEYS and (checkpoint.get('network_g') or fmt is None):
+        return Weights(state, checkpoint.get('network_g'), BASICSR)
     if fmt is None:
         return Weights(state, None, 'plain state dict')
     try:

@@ -426,6 +426,87 @@ def convert_ddn(state):
     return options, converted
 
 
+def _depth(state, prefix):
+    """How many numbered blocks ``prefix.N.*`` the state has."""
+    return len({key[len(prefix) + 1:].split('.', 1)[0] for key in state if key.startswith(prefix + '.')})
+
+
+def _expansion(hidden, dim):
+    """A feed-forward expansion factor that gives ``hidden`` channels for ``dim`` (``int(dim * f)``):
+    the authors' 2.66 where it does."""
+    return 2.66 if int(dim * 2.66) == hidden else (hidden + 0.5) / dim
+
+
+def _unet_options(state, levels, suffix=''):
+    """Widths, depths and heads of Restormer's encoder-decoder (and the ones built like it)."""
+    first = state[f'patch_embed{suffix}.proj.weight']
+    return {
+        'num_blocks': [_depth(state, f'{level}{suffix}') for level in levels],
+        'num_heads': [state[f'{level}{suffix}.0.attn.temperature'].shape[0] for level in levels],
+        'ffn_expansion_factor':
+        _expansion(state[f'{levels[0]}{suffix}.0.ffn.project_in.weight'].shape[0] // 2, first.shape[0]),
+    }
+
+
+RESTORMER_LEVELS = ('encoder_level1', 'encoder_level2', 'encoder_level3', 'latent')
+
+
+def convert_restormer(state):
+    """swz30/Restormer ``restormer_arch.py`` (``{'params': ...}``): named as ours; widths and depths read."""
+    first = state['patch_embed.proj.weight']
+    options = {
+        'type': 'Restormer',
+        'num_in_ch': first.shape[1],
+        'num_feat': first.shape[0],
+        **_unet_options(state, RESTORMER_LEVELS), 'num_refinement_blocks': _depth(state, 'refinement')
+    }
+    return options, dict(state)
+
+
+def convert_drsformer(state):
+    """cschenxiang/DRSformer ``DRSformer_arch.py`` (with MEFC: ``encoder_level0``, ``refinement``) or
+    ``DRSformer_arch_200L+SPA.py`` (without), ``{'params': ...}``: named as ours."""
+    first = state['patch_embed.proj.weight']
+    options = {
+        'type': 'DRSformer',
+        'num_in_ch': first.shape[1],
+        'num_feat': first.shape[0],
+        **_unet_options(state, RESTORMER_LEVELS), 'mefc': any(key.startswith('encoder_level0.') for key in state)
+    }
+    return options, dict(state)
+
+
+def convert_mprnet(state):
+    """swz30/MPRNet ``Deraining/MPRNet.py`` (``{'state_dict': ...}``, often with DataParallel's
+    ``module.``): named as ours; widths and depths read."""
+    n_feat = state['shallow_feat1.0.weight'].shape[0]
+    options = {
+        'type': 'MPRNet',
+        'n_feat': n_feat,
+        'scale_unetfeats': state['stage1_encoder.encoder_level2.0.body.0.weight'].shape[0] - n_feat,
+        'scale_orsnetfeats': state['stage3_orsnet.orb1.body.0.body.0.weight'].shape[0] - n_feat,
+        'num_cab': _depth(state, 'stage3_orsnet.orb1.body') - 1,  # the CABs, then one convolution
+        'kernel_size': state['shallow_feat1.0.weight'].shape[-1],
+        'reduction': n_feat // state['shallow_feat1.1.CA.conv_du.0.weight'].shape[0]
+    }
+    return options, dict(state)
+
+
+def convert_nerdrain(state):
+    """cschenxiang/NeRD-Rain ``model.py`` (``model_S.py``: ``dim`` 32), ``{'state_dict': ...}``: named as ours."""
+    levels = ('encoder_level1', 'encoder_level2', 'latent')
+    unet = _unet_options(state, levels, suffix='_small')
+    options = {
+        'type': 'NeRDRain',
+        'dim': state['patch_embed_small.proj.weight'].shape[0],
+        'num_blocks': unet['num_blocks'],
+        'heads': unet['num_heads'],
+        'ffn_expansion_factor': unet['ffn_expansion_factor'],
+        'inr_hidden': state['INR.imnet.layers.0.weight'].shape[0]
+    }
+    return options, dict(state)
+
+
 @dataclass(frozen=True)
 class OfficialFormat:
     """One official layout: its ``name``, the repository it comes from, the keys that identify it
@@ -459,6 +540,18 @@ FORMATS = (
         convert_nledn),
     OfficialFormat('UMRL', 'rajeevyasarla/UMRL models/derain_mulcmp.py',
                    ('dense_block1.conv1.weight', 'res_est.conv1.conv1.weight', 'refineclean1.weight'), convert_umrl),
+    OfficialFormat('DRSformer', 'cschenxiang/DRSformer DRSformer_arch.py',
+                   ('patch_embed.proj.weight', 'encoder_level1.0.attn.attn1', 'latent.0.attn.attn4'),
+                   convert_drsformer),
+    OfficialFormat('Restormer', 'swz30/Restormer restormer_arch.py',
+                   ('patch_embed.proj.weight', 'encoder_level1.0.attn.temperature', 'refinement.0.attn.qkv.weight'),
+                   convert_restormer),
+    OfficialFormat('MPRNet', 'swz30/MPRNet Deraining/MPRNet.py',
+                   ('shallow_feat1.0.weight', 'stage3_orsnet.orb1.body.0.body.0.weight', 'concat23.weight'),
+                   convert_mprnet),
+    OfficialFormat('NeRD-Rain', 'cschenxiang/NeRD-Rain model.py',
+                   ('patch_embed_small.proj.weight', 'INR.imnet.layers.0.weight', 'BF1.query_conv.weight'),
+                   convert_nerdrain),
     OfficialFormat('DDN', "DDN's TensorFlow training.py (Fu et al.; SIRR's and BRN's authors' files too)",
                    ('conv_1/weights_1', 'conv_1/scale_1', 'conv_2/weights_2'), convert_ddn),
 )

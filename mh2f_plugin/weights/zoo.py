@@ -8,17 +8,25 @@ files downloaded by hand in that layout works offline. A file is used only once 
 matches; the converted BasicSR checkpoint is cached beside it (``PATH.basicsr.pth``) where the
 folder is writable. ``$MH2F_ZOO_MIRROR`` replaces ``https://github.com/`` in every URL (a mirror);
 ``$MH2F_ZOO_CATALOGUE`` names a catalogue of your own in the same format.
+
+Some authors publish their files on cloud drives that nothing downloads unattended. Their entries
+give the authors' ``page`` and the ``file`` to look for there instead of a URL and a sha256: the
+user downloads the file and hands it over once (``basicsr zoo get NAME --file PATH``, or puts it
+at ``by-hand/NAME/FILE`` in the zoo folder). Its sha256 is then recorded beside it
+(``FILE.sha256``) and checked at every later use.
 """
 import difflib
 import hashlib
 import os
 import re
+import shutil
 import urllib.error
 import yaml
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from mh2f_plugin.errors import WeightsError
+from mh2f_plugin.utils.atomic_write import atomic_open, write_text_atomically
 from mh2f_plugin.weights import tf_checkpoint
 from mh2f_plugin.weights.checkpoint import read_checkpoint, save_converted
 
@@ -38,15 +46,29 @@ class ZooEntry:
     name: str
     arch: dict
     trained_on: str
-    url: str
-    sha256: str
     published: dict
+    url: str = None
+    sha256: str = None
     note: str = ''
     companions: dict = field(default_factory=dict)  # {file name beside the url's: sha256}: a TF checkpoint's data
+    page: str = None  # the authors' page of a file downloaded by hand, and its name there
+    file: str = None
+
+    @property
+    def by_hand(self):
+        return self.page is not None
+
+    @property
+    def source(self):
+        """``OWNER/REPO`` of the repository the entry comes from."""
+        return '/'.join((self.page or self.url)[len(GITHUB):].split('/')[:2])
 
     @property
     def relative_path(self):
-        """``OWNER_REPO/PATH`` from a ``https://github.com/OWNER/REPO/raw/COMMIT/PATH`` URL."""
+        """``OWNER_REPO/PATH`` from a ``https://github.com/OWNER/REPO/raw/COMMIT/PATH`` URL;
+        ``by-hand/NAME/FILE`` for a file downloaded by hand."""
+        if self.by_hand:
+            return os.path.join(BY_HAND, self.name, self.file)
         match = URL.fullmatch(self.url)
         return os.path.join(f'{match.group(1)}_{match.group(2)}', *match.group(3).split('/'))
 
@@ -64,7 +86,25 @@ def catalogue():
 
 
 URL = re.compile(r'https://github\.com/([^/]+)/([^/]+)/raw/[0-9a-f]+/(.+)')
+PAGE = re.compile(r'https://github\.com/[^/]+/[^/]+(/.*)?')
 SHA256 = re.compile(r'[0-9a-f]{64}')
+BY_HAND = 'by-hand'
+RECORD_SUFFIX = '.sha256'
+
+
+def _check_source(path, item):
+    """A catalogue entry's URL and sha256, or (by hand) its page and file name, as they must be."""
+    if item.by_hand:
+        if not PAGE.fullmatch(str(item.page)) or not isinstance(item.file, str) or not re.fullmatch(
+                r'[\w.-]+', item.file) or item.url or item.sha256:
+            raise ZooError(f"{path}: entry '{item.name}': a file downloaded by hand has a page "
+                           "(https://github.com/OWNER/REPO/...) and a file name, and no url or sha256")
+        return
+    if not isinstance(item.url, str) or not URL.fullmatch(item.url):
+        raise ZooError(f"{path}: entry '{item.name}': url must be https://github.com/OWNER/REPO/raw/COMMIT/PATH, "
+                       f'pinned to a commit, got {item.url!r}')
+    if not isinstance(item.sha256, str) or not SHA256.fullmatch(item.sha256):
+        raise ZooError(f"{path}: entry '{item.name}': sha256 must be 64 hexadecimal digits, got {item.sha256!r}")
 
 
 @lru_cache(maxsize=None)
@@ -76,9 +116,7 @@ def _read_catalogue(path):
     except (OSError, yaml.YAMLError, TypeError, AttributeError) as error:
         raise ZooError(f'{path}: not a readable zoo catalogue ({error})') from error
     for item in entries.values():
-        if not isinstance(item.url, str) or not URL.fullmatch(item.url):
-            raise ZooError(f"{path}: entry '{item.name}': url must be https://github.com/OWNER/REPO/raw/COMMIT/PATH, "
-                           f'pinned to a commit, got {item.url!r}')
+        _check_source(path, item)
         if not isinstance(item.companions, dict) or not all(
                 isinstance(name, str) and '/' not in name and isinstance(digest, str) and SHA256.fullmatch(digest)
                 for name, digest in item.companions.items()):
@@ -131,7 +169,7 @@ def catalogued_arch(path):
     (PReNet and the real-rain PReNet_real); the catalogue can."""
     prefix = tf_checkpoint.prefix_of(path)
     digest = sha256_of(tf_checkpoint.index_file(prefix) if prefix else path)
-    return next((dict(item.arch) for item in catalogue().values() if item.sha256 == digest), None)
+    return next((dict(item.arch) for item in catalogue().values() if item.sha256 and item.sha256 == digest), None)
 
 
 def download_url(url):
@@ -172,19 +210,52 @@ def verified_file(item, folder=None):
     return os.path.join(zoo_dir(folder), item.relative_path)
 
 
-def fetch(name, folder=None):
+def by_hand_file(item, folder=None, supplied=None):
+    """The path of the file of a by-hand entry in the zoo folder, ``supplied`` (a path) copied
+    there first when given; its sha256 recorded beside it the first time and checked afterwards."""
+    path = os.path.join(zoo_dir(folder), item.relative_path)
+    record = path + RECORD_SUFFIX
+    if supplied:
+        if not os.path.isfile(supplied):
+            raise ZooError(f'{supplied}: no such file (--file names the file you downloaded for {item.name})')
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(supplied, 'rb') as source, atomic_open(path) as target:
+            shutil.copyfileobj(source, target)
+        if os.path.exists(record):
+            os.remove(record)
+    if not os.path.isfile(path):
+        raise ZooError(f'{PREFIX}{item.name}: download {item.file} by hand from {item.page}, then run basicsr zoo get '
+                       f'{item.name} --file PATH (or put it at {path})')
+    digest = sha256_of(path)
+    if not os.path.isfile(record):
+        write_text_atomically(record, digest + '\n')
+    else:
+        with open(record, encoding='utf-8') as f:
+            recorded = f.read().strip()
+        if recorded != digest:
+            raise ZooError(f'{path}: sha256 {digest} is not the one recorded when it was added ({recorded}); the file '
+                           f'was not used (basicsr zoo get {item.name} --file PATH adds another)')
+    return path
+
+
+def fetch(name, folder=None, supplied=None):
     """``(path, network_g)`` of zoo checkpoint ``name``: the cached converted file if there is one,
-    else the verified original (converted and cached beside it where the folder is writable)."""
+    else the verified original (converted and cached beside it where the folder is writable).
+    ``supplied``: the file of a by-hand entry, added now."""
     item = entry(name)
+    if supplied and not item.by_hand:
+        raise ZooError(f'--file: {PREFIX}{name} is downloaded from {item.url}, not by hand')
     original = os.path.join(zoo_dir(folder), item.relative_path)
     converted = original + CONVERTED_SUFFIX
-    if os.path.isfile(converted):
+    if os.path.isfile(converted) and not supplied:
+        if item.by_hand:
+            by_hand_file(item, folder)  # the file may have changed since it was converted
         try:
             read_checkpoint(converted)
             return converted, dict(item.arch)
         except WeightsError:  # a damaged cache: converted again below from the verified original
             pass
-    original = verified_file(item, folder)
+    original = by_hand_file(item, folder, supplied) if item.by_hand else verified_file(item, folder)
     if os.access(os.path.dirname(original), os.W_OK):
         save_converted(original, converted, dict(item.arch))
         return converted, dict(item.arch)
