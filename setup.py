@@ -30,6 +30,14 @@ setup(
         'dev': ['pytest', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0'],
         # reading the authors' TensorFlow 1 checkpoints (DDN, SIRR); only to convert them
         'tf': ['tensorflow-cpu>=2.16; platform_machine == "x86_64"', 'tensorflow>=2.16; platform_machine != "x86_64"'],
+        # basicsr export, and --engine onnxruntime (torch's exporter needs onnx and onnxscript)
+        'onnx': ['onnx>=1.17', 'onnxscript>=0.5', 'onnxruntime>=1.20'],
+        # --engine openvino (it exports through ONNX first)
+        'openvino': ['openvino>=2025.0', 'onnx>=1.17', 'onnxscript>=0.5'],
+        # basicsr web
+        'web': ['gradio>=5.30'],
+        # the browser test of basicsr web (it drives Debian's chromium, not a browser Playwright downloads)
+        'webtest': ['playwright>=1.45'],
     },
     entry_points={
         'console_scripts': ['basicsr = mh2f_plugin.cli.main:main'],

@@ -41,3 +41,20 @@ class ResourceError(UserError, RuntimeError):
 
 class DatasetError(UserError, ValueError):
     """Data that does not fit its options: pair sizes that differ, an image smaller than the crop."""
+
+
+WORKER_TRACEBACK = 'Original Traceback (most recent call last):'
+
+
+def user_message(error):
+    """The one-line message of an error the user caused, or None for a bug of ours."""
+    if isinstance(error, OSError) and not isinstance(error, UserError) and error.strerror:
+        where = error.filename or 'disk'
+        return f'{where}: {error.strerror}'
+    if not isinstance(error, UserError):
+        return None
+    text = str(error)
+    if WORKER_TRACEBACK in text:  # raised in a DataLoader worker: keep the original message only
+        last = [line for line in text.splitlines() if line.strip() and not line.startswith(' ')][-1]
+        text = last.split(': ', 1)[1] if ': ' in last else last
+    return ' '.join(text.split())

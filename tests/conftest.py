@@ -10,3 +10,13 @@ def paired_data(tmp_path_factory):
     """Four training pairs and two validation pairs, 48x48."""
     root = tmp_path_factory.mktemp('paired')
     return {'train': make_paired_folder(root / 'train', 4), 'val': make_paired_folder(root / 'val', 2, offset=4)}
+
+
+@pytest.fixture(scope='session', autouse=True)
+def engine_cache(tmp_path_factory):
+    """The inference engines' exports and compiled models go to a folder of this session (the
+    commands run in subprocesses inherit it), never to the user's cache."""
+    folder = tmp_path_factory.mktemp('engines')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('MH2F_ENGINE_CACHE', str(folder))
+        yield folder

@@ -110,6 +110,18 @@ def make_input_target(root):
         write_pair(root / 'input' / f'{name}.png', root / 'target' / f'{name}.bmp', i)
 
 
+# A x4 super-resolution network: what derain, compare, test and export must refuse as no restorer.
+TINY_SR_X4 = {
+    'type': 'RRDBNet',
+    'num_in_ch': 3,
+    'num_out_ch': 3,
+    'scale': 4,
+    'num_feat': 8,
+    'num_block': 1,
+    'num_grow_ch': 4
+}
+
+
 def tiny_network():
     """A two-layer SRVGGNetCompact at scale 1: the network of the CLI tests."""
     return {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 2, 'upscale': 1}

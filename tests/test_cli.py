@@ -213,7 +213,8 @@ def test_test_options_need_no_training_keys(tmp_path, paired_data):
 def test_help_lists_every_command_and_each_command_answers_help(capsys):
     from mh2f_plugin.cli.main import COMMANDS
     assert {module.NAME
-            for module in COMMANDS} == {'train', 'test', 'derain', 'lmdb', 'compare', 'convert-weights', 'zoo', 'list'}
+            for module in COMMANDS
+            } == {'train', 'test', 'derain', 'lmdb', 'compare', 'export', 'web', 'convert-weights', 'zoo', 'list'}
     with pytest.raises(SystemExit) as exit_info:
         main(['--help'])
     listing = capsys.readouterr().out

@@ -10,9 +10,9 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from mh2f_plugin.archs.prenet_arch import PReNet
 from mh2f_plugin.archs.rescan_arch import RESCAN
-from mh2f_plugin.cli.commands.compare import evaluate
 from mh2f_plugin.cli.main import main
-from helpers import REPO, make_input_target, photo, write
+from mh2f_plugin.models.scoring import evaluate
+from helpers import REPO, TINY_SR_X4, make_input_target, photo, write
 
 
 def count(net):
@@ -170,22 +170,11 @@ def test_weights_alone_make_a_row_and_the_figure_shows_every_method(tmp_path, ca
     assert "--figure: no image named nope in" in capsys.readouterr().err
 
 
-SR_X4 = {
-    'type': 'RRDBNet',
-    'num_in_ch': 3,
-    'num_out_ch': 3,
-    'scale': 4,
-    'num_feat': 8,
-    'num_block': 1,
-    'num_grow_ch': 4
-}
-
-
 @pytest.mark.parametrize('command', ['compare', 'derain'])
 def test_a_network_whose_output_has_another_size_is_refused_naming_both(tmp_path, capsys, command):
     """compare scored a x4 super-resolution RRDBNet on 64x64 pairs (PSNR 7.00) and exited 0."""
     from basicsr.archs import build_network
-    torch.save({'params': build_network(dict(SR_X4)).state_dict(), 'network_g': SR_X4}, tmp_path / 'sr.pth')
+    torch.save({'params': build_network(dict(TINY_SR_X4)).state_dict(), 'network_g': TINY_SR_X4}, tmp_path / 'sr.pth')
     for folder in ('input', 'target'):
         write(tmp_path / 'data' / folder / 'a.png', photo(0, (64, 64)))
     flags = {
@@ -313,25 +302,31 @@ def test_a_photo_that_cannot_be_scored_is_one_line(tmp_path, capsys, name, conte
 
 
 def test_compare_runs_each_network_with_the_numerics_it_resolved(tmp_path, monkeypatch):
-    """``--amp`` and ``--channels-last`` reach the timed passes, not only the log line."""
+    """``--amp``, ``--channels-last`` and ``--engine`` reach the timed passes, not only the log line."""
     from mh2f_plugin.cli.commands import compare
     from mh2f_plugin.cli.main import build_parser
     make_input_target(tmp_path / 'data')
     seen = {}
 
     def recording_evaluate(net, dataset, device, **kwargs):
-        seen.update(kwargs)
+        seen.update(kwargs, runner=net)
         return 1.0, 1.0, None, None
 
     monkeypatch.setattr(compare, 'evaluate', recording_evaluate)
     args = build_parser().parse_args([
         'compare', '--arch', 'PRN:{num_feat: 8, num_iters: 1, num_res: 1}', '--data',
-        str(tmp_path / 'data'), '--size', '32x32', '--amp', 'bf16', '--channels-last', 'on', '--out',
+        str(tmp_path / 'data'), '--size', '32x32', '--amp', 'bf16', '--channels-last', 'on', '--engine', 'torch',
+        '--out',
         str(tmp_path / 'out')
     ])
     compare.measure('PRN', {'type': 'PRN', 'num_feat': 8, 'num_iters': 1, 'num_res': 1}, None, args, ())
     assert seen['memory_format'] is torch.channels_last
     assert seen['autocast'].fast_dtype == torch.bfloat16
+    pytest.importorskip('openvino', reason='the openvino extra is not installed')
+    args.engine = 'openvino'
+    compare.measure('PRN', {'type': 'PRN', 'num_feat': 8, 'num_iters': 1, 'num_res': 1}, None, args, ())
+    assert type(seen['runner']).__name__ == 'OpenVinoEngine' and seen['runner'].precision == 'bf16'
+    assert seen['memory_format'] is torch.contiguous_format
 
 
 def test_a_measuring_process_that_dies_is_one_line_not_a_hang(tmp_path, capsys, monkeypatch):

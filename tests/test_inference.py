@@ -10,6 +10,7 @@ from mh2f_plugin.errors import CheckpointError, InvalidOption, NotARestorerError
 from mh2f_plugin.models.derain_model import DerainModel, NonFiniteLossError
 from mh2f_plugin.models.inference import (pad_forward, padded_size, restore, self_ensemble, size_multiple, tile_spans,
                                           tiled_forward)
+from helpers import TINY_SR_X4
 
 
 def tiny_net():
@@ -147,17 +148,7 @@ NUMERICS = [  # (options, autocast dtype seen, channels-last seen)
 def test_a_network_whose_output_has_another_size_is_refused_in_test(tmp_path):
     """basicsr test, through DerainModel, cropped a x4 super-resolution output to the input's size."""
     options = model_options(tmp_path)
-    options.update(
-        is_train=False,
-        network_g={
-            'type': 'RRDBNet',
-            'num_in_ch': 3,
-            'num_out_ch': 3,
-            'scale': 4,
-            'num_feat': 8,
-            'num_block': 1,
-            'num_grow_ch': 4
-        })
+    options.update(is_train=False, network_g=dict(TINY_SR_X4))
     options.pop('train')
     model = build_model(options)
     model.feed_data({'lq': torch.rand(1, 3, 20, 24), 'lq_path': ['a.png']})

@@ -86,6 +86,7 @@ def prenet_test_options(tmp_path, **extra):
         'dist': False,
         'rank': 0,
         'amp': None,
+        'engine': 'torch',  # Winograd is PyTorch's; an engine runs its own convolutions
         'network_g': {
             'type': 'PReNet',
             'num_feat': 8,

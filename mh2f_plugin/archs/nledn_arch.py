@@ -123,6 +123,8 @@ class NLEDN(nn.Module):
         growth (int): channels of each dense layer, and of the non-local embeddings. Default: 32.
     """
 
+    export_fixed_size = "the regions of its non-local blocks depend on the image's size"
+
     def __init__(self, num_in_ch=3, num_feat=64, growth=32):
         super().__init__()
         self.head = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)

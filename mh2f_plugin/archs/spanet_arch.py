@@ -124,6 +124,9 @@ class SPANet(nn.Module):
     NUM_BLOCKS = 17
     ATTENDED = range(3, 15)  # blocks 4-15 (0-based 3..14), three per attention map
 
+    export_refusal = ('its IRNN runs a recurrence along every row and column, one step per pixel, which an ONNX '
+                      'graph holds only unrolled at one fixed size, thousands of steps at photo sizes')
+
     def __init__(self, num_in_ch=3, num_feat=32, direction_attention=False):
         super().__init__()
         self.conv_in = nn.Sequential(nn.Conv2d(num_in_ch, num_feat, 3, 1, 1, bias=False), nn.ReLU(inplace=True))

@@ -5,13 +5,19 @@ Spellings of earlier releases (``--opt``, ``derain --arch-opt``) still work and 
 """
 import argparse
 import contextlib
+import re
 import sys
 import torch
+from dataclasses import dataclass
 
-from mh2f_plugin.models.numerics import AMP_DTYPES, AUTO, describe, resolve_amp, resolve_channels_last, resolve_winograd
+from mh2f_plugin.errors import OptionsError
+from mh2f_plugin.models import engines
+from mh2f_plugin.models.numerics import (AMP_DTYPES, AUTO, describe, resolve_amp, resolve_channels_last, resolve_engine,
+                                         resolve_winograd)
 from mh2f_plugin.models.winograd import use_winograd
 
 AMP_CHOICES = {'auto': AUTO, 'bf16': 'bf16', 'fp16': 'fp16', 'off': None}
+ENGINE_CHOICES = (AUTO, ) + engines.ENGINES
 LAYOUT_CHOICES = {'auto': AUTO, 'on': True, 'off': False}
 ARCH_HELP = "a registered network: NAME or 'NAME:{yaml options}', e.g. 'MH2FNet:{num_feat: 16}'"
 
@@ -79,6 +85,30 @@ def add_device(parser):
         help='cpu, cuda or cuda:N. Default: cuda when there is a GPU, else cpu')
 
 
+def parse_device(text):
+    """The ``torch.device`` of ``--device``; ``OptionsError`` for no device, or a CUDA device this machine lacks."""
+    try:
+        device = torch.device(text)
+    except RuntimeError as error:
+        raise OptionsError(f'--device {text!r}: not a device (cpu, cuda, cuda:1, ...)') from error
+    if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise OptionsError(f'--device {text}: no such CUDA device on this machine (use --device cpu)')
+    return device
+
+
+def add_tile(parser, help='restore in tiles of this many pixels, for images too large for memory'):
+    parser.add_argument('--tile', type=int, help=help)
+    parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles')
+
+
+def check_tile(args):
+    """``OptionsError`` unless ``--tile`` is positive and ``--tile-overlap`` at least 0 and smaller."""
+    if args.tile is not None and args.tile <= 0:
+        raise OptionsError(f'--tile must be a positive number of pixels, got {args.tile}')
+    if args.tile_overlap < 0 or (args.tile is not None and args.tile_overlap >= args.tile):
+        raise OptionsError(f'--tile-overlap must be at least 0 and smaller than --tile, got {args.tile_overlap}')
+
+
 def add_overwrite(parser, what):
     parser.add_argument('--overwrite', action='store_true', help=f'replace {what} that already exists')
 
@@ -88,8 +118,15 @@ def add_layout(parser, choices=None):
         '--layout', default='auto', choices=choices, help='dataset layout (see docs/datasets.md). Default: auto')
 
 
+def parse_size(text, flag='--size'):
+    """``(width, height)`` from ``WxH``; ``OptionsError`` naming ``flag`` otherwise."""
+    if not re.fullmatch(r'[1-9]\d*x[1-9]\d*', text or ''):
+        raise OptionsError(f'{flag} must be WxH in pixels, both at least 1, got {text!r}')
+    return tuple(int(value) for value in text.split('x'))
+
+
 def add_numerics(parser):
-    """``--amp``, ``--channels-last`` and ``--winograd``, for the commands that run a network."""
+    """``--amp``, ``--channels-last``, ``--winograd`` and ``--engine``, for the commands that run a network."""
     parser.add_argument(
         '--amp',
         choices=tuple(AMP_CHOICES),
@@ -108,13 +145,35 @@ def add_numerics(parser):
         default='auto',
         help="3x3 convolutions by NNPACK's Winograd transform in float32 on the CPU: auto (where measured "
         'faster), on, off. Default: auto')
+    parser.add_argument(
+        '--engine',
+        choices=ENGINE_CHOICES,
+        default='auto',
+        help='what runs the network: torch, onnxruntime or openvino (on the CPU; the onnx and openvino extras), or '
+        'auto (an engine where it was measured faster and is installed, else torch). Default: auto')
 
 
-def resolve_numerics(args, net, device, verbose=True):
-    """``(autocast context, memory format)`` for ``args.amp`` / ``args.channels_last`` / ``args.winograd``,
-    switching ``net``'s convolutions to Winograd where chosen; prints the choice."""
+@dataclass
+class Numerics:
+    """How a command runs a network: ``runner`` (the network on its device and in its memory format,
+    or an engine), the ``autocast`` context around it, and the ``memory_format`` of its inputs."""
+    runner: object
+    autocast: object
+    memory_format: torch.memory_format
+
+
+def resolve_numerics(args, net, device, network_opt=None, verbose=True):
+    """The ``Numerics`` for ``args.amp`` / ``args.channels_last`` / ``args.winograd`` / ``args.engine``:
+    ``net`` moved to ``device`` (its convolutions switched to Winograd where chosen), or the engine
+    that runs it (``network_opt`` names its export); prints the choice."""
     arch = type(net).__name__
-    amp, amp_reason = resolve_amp(AMP_CHOICES[args.amp], device)
+    amp, amp_reason = resolve_amp(AMP_CHOICES[args.amp], device, arch, inference=True)
+    engine, precision, engine_reason = resolve_engine(args.engine, arch, device, amp)
+    if engine != engines.TORCH:
+        if verbose:
+            print(f'numerics: engine {engine}, {precision} ({engine_reason})', file=sys.stderr)
+        runner = engines.build_engine(engine, net.float().cpu().eval(), network_opt, precision)
+        return Numerics(runner, contextlib.nullcontext(), torch.contiguous_format)
     winograd_choice = resolve_winograd(LAYOUT_CHOICES[args.winograd], arch, device, amp)
     channels_last, cl_reason = resolve_channels_last(
         LAYOUT_CHOICES[args.channels_last], arch, device, winograd_on=winograd_choice[0])
@@ -122,7 +181,9 @@ def resolve_numerics(args, net, device, verbose=True):
         use_winograd(net)
     if verbose:
         print(
-            describe(amp, amp_reason, channels_last, cl_reason=cl_reason, winograd_choice=winograd_choice),
+            describe(amp, amp_reason, channels_last, cl_reason=cl_reason, winograd_choice=winograd_choice) +
+            f'; engine torch ({engine_reason})',
             file=sys.stderr)
     autocast = torch.autocast(device.type, dtype=AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
-    return autocast, torch.channels_last if channels_last else torch.contiguous_format
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return Numerics(net.to(device, memory_format=memory_format).eval(), autocast, memory_format)

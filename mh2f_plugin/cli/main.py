@@ -14,13 +14,13 @@ import os
 import subprocess
 import sys
 
-from mh2f_plugin.cli.commands import compare, convert_weights, derain, list_registered, lmdb, test, train, zoo
+from mh2f_plugin.cli.commands import (compare, convert_weights, derain, export, list_registered, lmdb, test, train, web,
+                                      zoo)
 from mh2f_plugin.cli.plugins import load_plugins
-from mh2f_plugin.errors import UserError
+from mh2f_plugin.errors import user_message
 from mh2f_plugin.utils.allocator import keep_freed_memory
 
-COMMANDS = (train, test, derain, lmdb, compare, convert_weights, zoo, list_registered)
-WORKER_TRACEBACK = 'Original Traceback (most recent call last):'
+COMMANDS = (train, test, derain, lmdb, compare, export, web, convert_weights, zoo, list_registered)
 
 
 def source_commit(folder):
@@ -66,20 +66,6 @@ def build_parser():
         module.add_arguments(command)
         command.set_defaults(run=module.run)
     return parser
-
-
-def user_message(error):
-    """The one-line message of an error the user caused, or None for a bug of ours."""
-    if isinstance(error, OSError) and not isinstance(error, UserError) and error.strerror:
-        where = error.filename or 'disk'
-        return f'{where}: {error.strerror}'
-    if not isinstance(error, UserError):
-        return None
-    text = str(error)
-    if WORKER_TRACEBACK in text:  # raised in a DataLoader worker: keep the original message only
-        last = [line for line in text.splitlines() if line.strip() and not line.startswith(' ')][-1]
-        text = last.split(': ', 1)[1] if ': ' in last else last
-    return ' '.join(text.split())
 
 
 def main(argv=None):

@@ -7,8 +7,10 @@
 * ``amp: auto | bf16 | fp16 | ~`` runs the network under autocast (fp16 with a gradient scaler)
   and ``channels_last: auto | true | false`` stores it channels-last; in test mode,
   ``winograd: auto | true | false`` computes its 3x3 convolutions with NNPACK's Winograd transform
-  (float32 on the CPU); all ``auto`` by default, resolved per device and network
-  (``mh2f_plugin.models.numerics``) and logged. Losses and metrics are computed in float32.
+  (float32 on the CPU), and ``engine: auto | torch | onnxruntime | openvino`` may run it in an
+  inference engine instead (``mh2f_plugin.models.engines``; bf16 where ``amp`` resolves to it);
+  all ``auto`` by default, resolved per device and network (``mh2f_plugin.models.numerics``) and
+  logged. Losses and metrics are computed in float32.
 * A loss that is NaN or infinite stops training with the iteration and the loss terms, before
   the optimizer step can spread it into the weights.
 * Checkpoints and training states are written into a staging folder, checked (every file BasicSR
@@ -33,9 +35,10 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from collections import OrderedDict
 
 from mh2f_plugin.errors import CheckpointError, DatasetError, InvalidOption, NonFiniteLossError
+from mh2f_plugin.models import engines
 from mh2f_plugin.models.inference import restore, size_multiple
 from mh2f_plugin.models.numerics import (AMP_DTYPES, AUTO, bf16_channels_last_miscomputed, describe, resolve_amp,
-                                         resolve_channels_last, resolve_winograd)
+                                         resolve_channels_last, resolve_engine, resolve_winograd)
 from mh2f_plugin.models.winograd import use_winograd
 from mh2f_plugin.weights.loader import load_weights_into
 
@@ -79,16 +82,20 @@ class DerainModel(SRModel):
         if amp not in tuple(AMP_DTYPES) + (AUTO, ):
             raise InvalidOption(f"amp must be one of auto, bf16, fp16 or ~ (off), got {amp!r}")
         device = torch.device('cuda' if opt['num_gpu'] != 0 else 'cpu')
-        amp, amp_reason = resolve_amp(amp, device)
-        self.amp_dtype = AMP_DTYPES[amp]
         arch = (opt.get('network_g') or {}).get('type')
-        winograd_choice = None if opt.get('is_train') else resolve_winograd(
+        amp, amp_reason = resolve_amp(amp, device, arch, inference=not opt.get('is_train'))
+        self.amp_dtype = AMP_DTYPES[amp]
+        self.engine = (engines.TORCH, None, 'training') if opt.get('is_train') else resolve_engine(
+            opt.get('engine', AUTO), arch, device, amp)
+        self.engine_runner = None
+        winograd_choice = None if opt.get('is_train') or self.engine[0] != engines.TORCH else resolve_winograd(
             opt.get('winograd', AUTO), arch, device, amp)
         self.winograd = bool(winograd_choice and winograd_choice[0])
         self.channels_last, cl_reason = resolve_channels_last(
             opt.get('channels_last', AUTO), arch, device, winograd_on=self.winograd)
         get_root_logger().info(
-            describe(amp, amp_reason, self.channels_last, cl_reason=cl_reason, winograd_choice=winograd_choice))
+            describe(amp, amp_reason, self.channels_last, cl_reason=cl_reason, winograd_choice=winograd_choice) +
+            f'; engine {self.engine[0]}' + (f', {self.engine[1]}' if self.engine[1] else '') + f' ({self.engine[2]})')
         super().__init__(opt)
         if opt.get('is_train') and opt.get('rank', 0) == 0:
             remove_staging_folders(opt['path'])
@@ -181,6 +188,15 @@ class DerainModel(SRModel):
                                f"is smaller than {need} the metric '{name}' ({metric['type']}); test on larger "
                                'images, or leave that metric out')
 
+    def runner(self, net):
+        """What runs ``net`` in test mode: itself, or the engine ``engine`` resolved to (built once)."""
+        engine, precision, _ = self.engine
+        if engine == engines.TORCH:
+            return net
+        if self.engine_runner is None:
+            self.engine_runner = engines.build_engine(engine, net, self.opt['network_g'], precision)
+        return self.engine_runner
+
     def test(self):
         self.check_metric_windows()
         val_opt = self.opt.get('val') or {}
@@ -188,9 +204,10 @@ class DerainModel(SRModel):
         multiple = val_opt.get('pad_multiple') or size_multiple(net)
         was_training = net.training
         net.eval()
-        with torch.no_grad(), self.autocast():
+        runner = self.runner(net)
+        with torch.no_grad(), self.autocast() if runner is net else contextlib.nullcontext():
             output = restore(
-                net,
+                runner,
                 self.lq,
                 val_opt.get('tile'),
                 tile_overlap=val_opt.get('tile_overlap', 32),

@@ -21,7 +21,8 @@ then turns channels-last off, in ``DerainModel``). Each choice comes with the re
 """
 import torch
 
-from mh2f_plugin.models import winograd
+from mh2f_plugin.errors import InvalidOption
+from mh2f_plugin.models import engines, winograd
 
 AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 AUTO = 'auto'
@@ -62,6 +63,31 @@ WINOGRAD_FASTER = {
     'SPANet': False,
 }
 
+# Precision -> arch -> the engine measured fastest for it on CPUs with bf16 units, at least 1.1x faster
+# than PyTorch in that precision (481x321 forward, benchmarks/bench_engines.py, AMD EPYC family 26
+# with AVX512-BF16: BENCHMARKS.md); ``engine: auto`` takes it when it is installed, else PyTorch.
+# In bf16 only where it kept Rain100H within 0.05 dB of float32 with the zoo's weights, or where the
+# zoo has none (MH2FNet, RCDNet, DRDNet; their random-weight outputs as far from float32 as PyTorch's
+# bf16): not PReNet_r (-0.057 dB), PRN and PRN_r (float32 anyway), SIRR and DDN (-6 dB), nor the
+# networks whose files are downloaded by hand (not measured). Networks of a fixed export size (NLEDN,
+# NeRD-Rain) are left to PyTorch: each new image size would cost an export.
+ENGINE_FASTER = {
+    'f32': {
+        arch: engines.OPENVINO
+        for arch in ('MH2FNet', 'PReNet', 'PReNet_r', 'BRN', 'RCDNet', 'DRDNet', 'MARDNet', 'UMRL', 'VRGNet',
+                     'Restormer', 'DRSformer', 'MPRNet')
+    },
+    'bf16': {
+        arch: engines.OPENVINO
+        for arch in ('MH2FNet', 'PReNet', 'BRN', 'RESCAN', 'RCDNet', 'DRDNet', 'MARDNet', 'JORDERE', 'UMRL', 'VRGNet')
+    },
+}
+
+# Arch -> Rain100H PSNR change (dB) of bf16 inference against float32, where it exceeds 0.05 dB (the
+# authors' Rain100H weights, PyTorch's bf16 autocast on an AMD EPYC with AVX512-BF16: BENCHMARKS.md).
+# ``amp: auto`` keeps their inference in float32.
+BF16_INFERENCE_LOSS = {'PRN': -0.059, 'PRN_r': -0.165}
+
 
 def cpu_bf16():
     """``(bool, reason)``: whether this CPU computes bfloat16 in hardware (AMX-BF16 or AVX512-BF16)."""
@@ -71,8 +97,9 @@ def cpu_bf16():
     return bool(units), f"{name} {'has ' + ' and '.join(units).upper() if units else 'has no bf16 unit'}"
 
 
-def resolve_amp(setting, device):
-    """``(None | 'bf16' | 'fp16', reason)`` for the ``amp`` option ``setting`` on ``device``."""
+def resolve_amp(setting, device, arch=None, inference=False):
+    """``(None | 'bf16' | 'fp16', reason)`` for the ``amp`` option ``setting`` on ``device``; for the
+    ``inference`` of network ``arch``, float32 where bf16 was measured to cost it quality."""
     if setting != AUTO:
         return setting, 'set in the options'
     if device.type == 'cuda':
@@ -84,6 +111,9 @@ def resolve_amp(setting, device):
             return 'fp16', f'auto: {gpu}: float16 tensor cores, no bfloat16'
         return None, f'auto: {gpu}: float32'
     bf16, reason = cpu_bf16()
+    if bf16 and inference and arch in BF16_INFERENCE_LOSS:
+        return None, (f'auto: {reason}, but bf16 moved {arch}\'s Rain100H PSNR by {BF16_INFERENCE_LOSS[arch]:+.2f} dB: '
+                      'float32')
     return ('bf16', f'auto: {reason}') if bf16 else (None, f'auto: {reason}: float32')
 
 
@@ -131,6 +161,30 @@ def bf16_channels_last_miscomputed(net):
                 and module.in_channels % 16):
             return name
     return None
+
+
+def resolve_engine(setting, arch, device, amp):
+    """``(engine, precision, reason)`` for the ``engine`` option ``setting`` of network ``arch``, with
+    the autocast ``amp`` resolved for ``device``; precision ``f32`` or ``bf16``, None for PyTorch."""
+    if setting == engines.TORCH:
+        return engines.TORCH, None, 'set in the options'
+    if device.type != 'cpu':
+        if setting == AUTO:
+            return engines.TORCH, None, 'auto: the other engines run on the CPU here'
+        raise InvalidOption(f'engine {setting} runs on the CPU here, not on {device.type}; use --device cpu')
+    precision = 'bf16' if amp == 'bf16' else 'f32'
+    if setting == AUTO:
+        setting = ENGINE_FASTER.get(precision, {}).get(arch) if cpu_bf16()[0] else None
+        if setting is None:
+            return engines.TORCH, None, f'auto: no engine measured faster than PyTorch for {arch} in {precision} here'
+        if not engines.available(setting):
+            return engines.TORCH, None, f'auto: {setting} was measured faster for {arch} but is not installed'
+        reason = f'auto: measured faster for {arch} in {precision} on CPUs with bf16 units'
+    else:
+        reason = 'set in the options'
+    if setting == engines.ONNXRUNTIME and precision == 'bf16':
+        return setting, 'f32', reason + '; ONNX Runtime computes in float32 on the CPU'
+    return setting, precision, reason
 
 
 def describe(amp, amp_reason, channels_last, cl_reason, winograd_choice=None):

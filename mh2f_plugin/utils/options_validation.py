@@ -102,6 +102,7 @@ TYPES = {
     'amp': choice(None, 'bf16', 'fp16', 'auto'),
     'channels_last': choice(True, False, 'auto'),
     'winograd': choice(True, False, 'auto'),
+    'engine': choice('auto', 'torch', 'onnxruntime', 'openvino'),
     'datasets:*:name': string,
     'datasets:*:type': string,
     'datasets:*:batch_size_per_gpu': positive_int,

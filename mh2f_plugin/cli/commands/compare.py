@@ -15,40 +15,37 @@ zoom where the methods changed the photo most. Writes ``OUT/comparison.md``,
 ``OUT/comparison.csv``, ``OUT/psnr_vs_gmacs.png``, each network's restored images for the
 figure (``OUT/outputs/LABEL/``) and one figure per ``--figure`` image (``OUT/figure_NAME.png``).
 """
-import contextlib
 import csv
 import cv2
 import multiprocessing
-import numpy as np
 import os
 import re
 import statistics
 import subprocess
 import sys
-import time
 import torch
 import yaml
 from basicsr.archs import build_network
-from basicsr.metrics import calculate_niqe, calculate_psnr, calculate_ssim
-from basicsr.utils import img2tensor, tensor2img
+from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from tqdm import tqdm
 
 from mh2f_plugin.cli.flags import (add_arch, add_device, add_layout, add_numerics, add_options_file, add_param_key,
-                                   add_zoo_dir, resolve_numerics)
+                                   add_tile, add_zoo_dir, check_tile, parse_device, parse_size, resolve_numerics)
 from mh2f_plugin.cli.plugins import load_plugins
-from mh2f_plugin.data.image_io import image_header, read_image, write_image
-from mh2f_plugin.data.layouts import LayoutError, Pair, image_files
+from mh2f_plugin.data.image_io import write_image
+from mh2f_plugin.data.layouts import LayoutError, image_files
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
+from mh2f_plugin.data.photo_folder import PhotoFolder
 from mh2f_plugin.errors import NotARestorerError, OptionsError, ResourceError, UserError
-from mh2f_plugin.models.derain_model import NIQE_BLOCK, fits_niqe
-from mh2f_plugin.models.inference import padded_size, restore, size_multiple
+from mh2f_plugin.models.inference import padded_size, size_multiple
+from mh2f_plugin.models.scoring import (RAINY, draw_paired_figure, draw_photo_figure, evaluate, mean_or_none, niqe,
+                                        y_metrics)
 from mh2f_plugin.utils.allocator import keep_freed_memory
-from mh2f_plugin.utils.figure import draw_comparison, rainiest_crop
+from mh2f_plugin.utils.file_names import safe_file_name
 from mh2f_plugin.utils.markdown import markdown_table
-from mh2f_plugin.utils.measure import PeakMemory, macs
+from mh2f_plugin.utils.measure import macs
 from mh2f_plugin.utils.options import load_options, network_of, parse_arch_spec
 from mh2f_plugin.utils.options_validation import check_component
 from mh2f_plugin.weights import zoo
@@ -58,7 +55,6 @@ COLUMNS = ('network', 'parameters (M)', 'GMACs', 'ms / image', 'peak MB / image'
 PHOTO_COLUMNS = ('network', 'parameters (M)', 'GMACs', 's / MP', 'peak MB / image', 'NIQE')
 SCORES = 'PSNR/SSIM on the Y channel, no border crop'
 PHOTO_SCORES = "NIQE (BasicSR's calculate_niqe, Y channel; lower is better), no ground truth"
-RAINY = 'rainy input'
 FIGURES_BY_DEFAULT = 2
 NAME = 'compare'
 
@@ -86,8 +82,7 @@ def add_arguments(parser):
         '--figure',
         help='comma-separated image names (stems) to draw; "none" for no figure. '
         f'Default: {FIGURES_BY_DEFAULT} images spread over the test set')
-    parser.add_argument('--tile', type=int, help='restore in tiles of this many pixels, as derain --tile does')
-    parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles')
+    add_tile(parser, help='restore in tiles of this many pixels, as derain --tile does')
     add_device(parser)
     add_numerics(parser)
     parser.add_argument('--out', default='comparison', help='output folder. Default: comparison')
@@ -99,11 +94,9 @@ def check_flags(args):
         raise OptionsError('name at least one network with --arch, -opt or --weights')
     if args.train_iters and not args.recipe:
         raise OptionsError('--train-iters needs --recipe (the shared training options file)')
-    if args.tile is not None and (args.tile <= 0 or not 0 <= args.tile_overlap < args.tile):
-        raise OptionsError(f'--tile must be positive and --tile-overlap at least 0 and smaller, got {args.tile} and '
-                           f'{args.tile_overlap}')
-    if not re.fullmatch(r'[1-9]\d*x[1-9]\d*', args.size):
-        raise OptionsError(f'--size must be WxH in pixels, both at least 1, got {args.size!r}')
+    check_tile(args)
+    parse_device(args.device)
+    parse_size(args.size)
     if args.recipe:
         recipe = load_options(args.recipe)
         if not isinstance(recipe.get('train'), dict) or 'train' not in (recipe.get('datasets') or {}):
@@ -171,83 +164,12 @@ def dict_tree(node):
 def outputs_folder(out, label):
     """``OUT/outputs/LABEL``, the label made a safe folder name: no separators, no leading dot
     (a row labelled ``..`` wrote into OUT itself)."""
-    return os.path.join(out, 'outputs', re.sub(r'^\.', '_', re.sub(r'[^\w.-]', '_', label)))
+    return os.path.join(out, 'outputs', safe_file_name(label))
 
 
 def image_name(path):
     """An image's name as ``--figure`` takes it: the rainy file's name without extension."""
     return os.path.splitext(os.path.basename(path))[0]
-
-
-def y_metrics(result, gt):
-    """PSNR and SSIM on the Y channel, no border crop, of two uint8 BGR images."""
-    return calculate_psnr(result, gt, 0, test_y_channel=True), calculate_ssim(result, gt, 0, test_y_channel=True)
-
-
-def evaluate(net,
-             dataset,
-             device,
-             multiple,
-             with_metrics,
-             on_output=None,
-             desc=None,
-             autocast=None,
-             memory_format=torch.contiguous_format,
-             tile=None,
-             tile_overlap=32):
-    """Mean ms and peak MB per image, and mean PSNR/SSIM (Y, no crop) when ``with_metrics``;
-    inputs are padded to ``multiple`` (restored in ``tile``-pixel tiles when given) and run under
-    ``autocast`` in ``memory_format``;
-    ``on_output(item, restored uint8 BGR)`` sees each result (metrics are float32 on the outputs).
-    The first image is restored once untimed before it is timed, so that one-time set-up
-    (kernel selection, allocator growth) is not charged to the time per image; the peak memory
-    still counts that first pass."""
-    times, peaks, psnrs, ssims = [], [], [], []
-    for index, item in enumerate(tqdm(dataset, desc=desc, unit='image', disable=desc is None)):
-        lq = item['lq'][None].to(device, memory_format=memory_format)
-        with torch.no_grad(), autocast or contextlib.nullcontext(), PeakMemory(device) as peak:
-            if index == 0:
-                restore(net, lq, tile, tile_overlap=tile_overlap, multiple=multiple)
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            out = restore(net, lq, tile, tile_overlap=tile_overlap, multiple=multiple)
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device)
-            times.append((time.perf_counter() - start) * 1e3)
-        peaks.append(peak.mb)
-        result = tensor2img(out.float().cpu())
-        if with_metrics:
-            psnr, ssim = y_metrics(result, tensor2img(item['gt'][None]))
-            psnrs.append(psnr)
-            ssims.append(ssim)
-        if on_output is not None:
-            on_output(item, result)
-    return statistics.fmean(times), max(peaks), _mean_or_none(psnrs), _mean_or_none(ssims)
-
-
-def _mean_or_none(values):
-    return statistics.fmean(values) if values else None
-
-
-class PhotoFolder:
-    """The photos directly in a folder, without ground truth, as ``{'lq', 'lq_path'}`` items like
-    ``PairedDerainDataset``'s: any format, size, bit depth and channels that derain reads."""
-
-    def __init__(self, root):
-        self.pairs = [Pair(os.path.join(root, name), None) for name in image_files(root)]
-
-    def __len__(self):
-        return len(self.pairs)
-
-    def __getitem__(self, index):
-        path = self.pairs[index].lq
-        return {'lq': img2tensor(read_image(path), bgr2rgb=True, float32=True), 'lq_path': path}
-
-    def megapixels(self):
-        """The photos' mean size in megapixels, from their headers (nothing decoded)."""
-        return statistics.fmean(width * height / 1e6
-                                for width, height, _ in (image_header(pair.lq) for pair in self.pairs))
 
 
 def open_dataset(args):
@@ -269,16 +191,6 @@ def open_dataset(args):
         return PhotoFolder(args.data)
 
 
-def niqe(image, name):
-    """NIQE of the uint8 BGR ``image`` (BasicSR's, Y channel; lower is better); ``OptionsError``
-    naming the photo when it has fewer than the two 96x96 blocks NIQE needs (BasicSR gives NaN)."""
-    height, width = image.shape[:2]
-    if not fits_niqe(height, width):
-        raise OptionsError(f'{name}: {width}x{height} pixels is too small for NIQE, which needs two '
-                           f'{NIQE_BLOCK}x{NIQE_BLOCK} blocks; leave it out of the folder')
-    return calculate_niqe(image, 0)
-
-
 def measure(label, network_opt, weights_path, args, figure_names):
     """``(parameters, GMACs, ms, peak MB, PSNR, SSIM)`` of one network, measured in this process
     (``(..., NIQE, None)`` on photos without ground truth); the restored images named in
@@ -292,12 +204,11 @@ def measure(label, network_opt, weights_path, args, figure_names):
     device = torch.device(args.device)
     dataset = open_dataset(args)
     if weights_path:
-        net, _ = load_network(weights_path, network_opt, args.param_key, zoo_folder=args.zoo_dir)
+        net, network_opt = load_network(weights_path, network_opt, args.param_key, zoo_folder=args.zoo_dir)
     else:
         net = build_network(dict(network_opt))
-    autocast, memory_format = resolve_numerics(args, net, device)
-    net = net.to(device, memory_format=memory_format).eval()
     multiple = size_multiple(net)
+    numerics = resolve_numerics(args, net, device, network_opt)
     folder = outputs_folder(args.out, label)
     paired = isinstance(dataset, PairedDerainDataset)
     scores = []
@@ -311,15 +222,15 @@ def measure(label, network_opt, weights_path, args, figure_names):
 
     try:
         ms, peak, psnr, ssim = evaluate(
-            net,
+            numerics.runner,
             dataset,
             device,
             multiple=multiple,
             with_metrics=paired and weights_path is not None,
             on_output=keep,
             desc=label,
-            autocast=autocast,
-            memory_format=memory_format,
+            autocast=numerics.autocast,
+            memory_format=numerics.memory_format,
             tile=args.tile,
             tile_overlap=args.tile_overlap)
     except NotARestorerError as error:
@@ -329,10 +240,11 @@ def measure(label, network_opt, weights_path, args, figure_names):
             raise
         raise OptionsError(f'{label}: the network failed on {args.data} ({type(error).__name__}: '
                            f'{str(error) or "assertion"}); it may need inputs of another size') from error
-    width, height = (int(v) for v in args.size.split('x'))
+    width, height = parse_size(args.size)
     with torch.no_grad():
-        gmacs = macs(net, (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
-    quality = (psnr, ssim) if paired else (_mean_or_none(scores), None)
+        gmacs = macs(net.float().to(device).eval(),
+                     (3, padded_size(height, multiple), padded_size(width, multiple))) / 1e9
+    quality = (psnr, ssim) if paired else (mean_or_none(scores), None)
     return (sum(p.numel() for p in net.parameters()), gmacs, ms, peak) + quality
 
 
@@ -364,47 +276,23 @@ def rainy_row(dataset):
 
 
 def draw_figures(args, dataset, names, labels):
-    """One comparison figure per image in ``names``: rainy, each network in ``labels``, ground truth."""
+    """One comparison figure per image in ``names``: rainy, each network in ``labels`` (read back from
+    ``OUT/outputs/LABEL/``), and the ground truth where there is one; the paths written."""
     index = {image_name(pair.lq): i for i, pair in enumerate(dataset.pairs)}
-    if not isinstance(dataset, PairedDerainDataset):
-        return [draw_photo_figure(args, dataset[index[name]], name, labels) for name in names]
     written = []
     for name in names:
         item = dataset[index[name]]
-        rainy, clean = tensor2img(item['lq'][None]), tensor2img(item['gt'][None])
-        panels = [(RAINY + ' %.2f/%.4f' % y_metrics(rainy, clean), rainy)]
-        for label in labels:
-            path = os.path.join(outputs_folder(args.out, label), name + '.png')
-            if os.path.isfile(path):
-                result = cv2.imread(path)
-                panels.append((f'{label} %.2f/%.4f' % y_metrics(result, clean), result))
-        panels.append(('ground truth', clean))
+        rainy = tensor2img(item['lq'][None])
+        paths = [(label, os.path.join(outputs_folder(args.out, label), name + '.png')) for label in labels]
+        results = [(label, cv2.imread(path)) for label, path in paths if os.path.isfile(path)]
         target = os.path.join(args.out, f'figure_{name}.png')
-        draw_comparison(
-            target, [(title, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)) for title, image in panels],
-            rainiest_crop(rainy, clean),
-            zoom_title='PSNR/SSIM (Y) above; zoom')
+        if isinstance(dataset, PairedDerainDataset):
+            draw_paired_figure(target, rainy, results, tensor2img(item['gt'][None]))
+        else:
+            scores = {label: niqe(image, item['lq_path']) for label, image in [(RAINY, rainy)] + results}
+            draw_photo_figure(target, rainy, results, scores)
         written.append(target)
     return written
-
-
-def draw_photo_figure(args, item, name, labels):
-    """The figure of one photo without ground truth: the rainy input and each method, titled with
-    NIQE, zoomed where the methods changed the photo most (no clean image tells where the rain is)."""
-    rainy = tensor2img(item['lq'][None])
-    panels = [(f"{RAINY} {niqe(rainy, item['lq_path']):.3f}", rainy)]
-    for label in labels:
-        path = os.path.join(outputs_folder(args.out, label), name + '.png')
-        if os.path.isfile(path):
-            result = cv2.imread(path)
-            panels.append((f"{label} {niqe(result, item['lq_path']):.3f}", result))
-    changed = np.mean([image.astype(np.float32) for _, image in panels[1:]], 0) if len(panels) > 1 else rainy
-    target = os.path.join(args.out, f'figure_{name}.png')
-    draw_comparison(
-        target, [(title, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)) for title, image in panels],
-        rainiest_crop(rainy, changed),
-        zoom_title='NIQE above; zoom: most changed')
-    return target
 
 
 def measured_apart(label, network_opt, path, args, names):

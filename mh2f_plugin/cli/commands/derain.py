@@ -9,20 +9,16 @@ overwritten or written into the input folder unless asked, every write is checke
 import numpy as np
 import os
 import torch
-import yaml
 from basicsr.utils import img2tensor, tensor2img
-from basicsr.utils.registry import ARCH_REGISTRY
 from tqdm import tqdm
 
 from mh2f_plugin.cli.flags import (DeprecatedAlias, add_arch, add_device, add_numerics, add_options_file, add_overwrite,
-                                   add_param_key, add_zoo_dir, resolve_numerics)
+                                   add_param_key, add_tile, add_zoo_dir, check_tile, parse_device, resolve_numerics)
+from mh2f_plugin.cli.networks import checked_network
 from mh2f_plugin.data.image_io import decode_raw, from_float_bgr, read_bytes, to_float_bgr, write_image
 from mh2f_plugin.data.layouts import IMAGE_EXTENSIONS, image_files
-from mh2f_plugin.errors import InvalidOption, NotARestorerError, OptionsError
+from mh2f_plugin.errors import NotARestorerError, OptionsError
 from mh2f_plugin.models.inference import restore, size_multiple
-from mh2f_plugin.utils.options import network_of, parse_arch_spec
-from mh2f_plugin.utils.options_validation import check_component
-from mh2f_plugin.weights.loader import load_network
 
 NAME = 'derain'
 SIXTEEN_BIT_EXTENSIONS = ('.png', '.tif', '.tiff')
@@ -49,8 +45,7 @@ def add_arguments(parser):
         instead="--arch 'NAME:{options}'",
         help="deprecated: the arch's options as YAML; write --arch 'NAME:{options}'")
     add_param_key(parser)
-    parser.add_argument('--tile', type=int, help='tile size in pixels for images too large for memory')
-    parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles')
+    add_tile(parser)
     parser.add_argument(
         '--pad-multiple', type=int, help='default: what the network needs (size_multiple, window_size, or 1)')
     parser.add_argument('--self-ensemble', action='store_true', help='average the 8 flips/transposes')
@@ -67,23 +62,6 @@ def add_arguments(parser):
         '--output-inside-input',
         action='store_true',
         help='allow OUTPUT inside the INPUT folder (inputs are never overwritten)')
-
-
-def network_options(args):
-    """The network the user named (``-opt``, or ``--arch``, or the deprecated ``--arch-opt``), or
-    None, with the flag to name in errors about it."""
-    if args.opt:
-        return network_of(args.opt), f"{args.opt}: 'network_g'"
-    requested = parse_arch_spec(args.arch) if args.arch else {}
-    if args.arch_opt is not None:
-        try:
-            arch_opt = yaml.safe_load(args.arch_opt) or {}
-        except yaml.YAMLError as error:
-            raise OptionsError(f'--arch-opt {args.arch_opt!r}: not valid YAML') from error
-        if not isinstance(arch_opt, dict):
-            raise OptionsError(f'--arch-opt must be a YAML mapping, got {args.arch_opt!r}')
-        requested.update(arch_opt)
-    return requested or None, '--arch-opt' if args.arch_opt is not None else '--arch'
 
 
 def input_files(path):
@@ -141,51 +119,29 @@ def output_plan(args, files):
 
 def check_flags(args):
     """One-line errors for numeric flags and the device, before any work."""
-    if args.tile is not None and args.tile <= 0:
-        raise OptionsError(f'--tile must be a positive number of pixels, got {args.tile}')
-    if args.tile_overlap < 0 or (args.tile is not None and args.tile_overlap >= args.tile):
-        raise OptionsError(f'--tile-overlap must be at least 0 and smaller than --tile, got {args.tile_overlap}')
+    check_tile(args)
     if args.pad_multiple is not None and args.pad_multiple <= 0:
         raise OptionsError(f'--pad-multiple must be a positive integer, got {args.pad_multiple}')
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as error:
-        raise OptionsError(f'--device {args.device!r}: not a device (cpu, cuda, cuda:1, ...)') from error
-    if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise OptionsError(f'--device {args.device}: no such CUDA device on this machine (use --device cpu)')
-    return device
-
-
-def checked_network(args):
-    """The network and its weights, with option mistakes named as the flags that caused them."""
-    requested, where = network_options(args)
-    if requested and requested.get('type') is not None:
-        check_component(requested, ARCH_REGISTRY, 'arch', where=where)
-    try:
-        return load_network(
-            args.weights, requested, args.param_key, default_opt={'type': 'MH2FNet'}, zoo_folder=args.zoo_dir)[0]
-    except InvalidOption as error:
-        raise OptionsError(f'{where}: {error}') from error
+    return parse_device(args.device)
 
 
 def run(args):
     device = check_flags(args)
     files = input_files(args.input)
     plan = output_plan(args, files)
-    net = checked_network(args)
-    autocast, memory_format = resolve_numerics(args, net, device)
-    net = net.to(device, memory_format=memory_format).eval()
+    net, network_opt = checked_network(args)
     multiple = args.pad_multiple or size_multiple(net)
     if args.tile is not None and args.tile < multiple:
         raise OptionsError(f'--tile {args.tile}: smaller than the {multiple} pixels this network needs')
+    numerics = resolve_numerics(args, net, device, network_opt)
     for source, target, side_by_side in tqdm(plan, unit='image', desc='derain'):
         raw = decode_raw(read_bytes(source), source)
         lq = img2tensor(to_float_bgr(raw, source), bgr2rgb=True, float32=True)[None]
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), numerics.autocast:
             try:
                 out = restore(
-                    net,
-                    lq.to(device, memory_format=memory_format),
+                    numerics.runner,
+                    lq.to(device, memory_format=numerics.memory_format),
                     args.tile,
                     tile_overlap=args.tile_overlap,
                     multiple=multiple,

@@ -1,0 +1,28 @@
+"""Rainy photos without ground truth, read as a dataset: ``compare``'s test set when a folder has
+no pairs."""
+import os
+import statistics
+from basicsr.utils import img2tensor
+
+from mh2f_plugin.data.image_io import image_header, read_image
+from mh2f_plugin.data.layouts import Pair, image_files
+
+
+class PhotoFolder:
+    """The photos directly in a folder, without ground truth, as ``{'lq', 'lq_path'}`` items like
+    ``PairedDerainDataset``'s: any format, size, bit depth and channels that derain reads."""
+
+    def __init__(self, root):
+        self.pairs = [Pair(os.path.join(root, name), None) for name in image_files(root)]
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        path = self.pairs[index].lq
+        return {'lq': img2tensor(read_image(path), bgr2rgb=True, float32=True), 'lq_path': path}
+
+    def megapixels(self):
+        """The photos' mean size in megapixels, from their headers (nothing decoded)."""
+        return statistics.fmean(width * height / 1e6
+                                for width, height, _ in (image_header(pair.lq) for pair in self.pairs))
