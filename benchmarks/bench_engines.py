@@ -132,8 +132,8 @@ def print_shares(shares, peaks):
     print(f"\nmatmul peak: float32 {peaks['fp32']:.0f} GFLOP/s" +
           (f", bf16 {peaks['bf16']:.0f} GFLOP/s" if 'bf16' in peaks else '') + '\n')
     labels = list(next(iter(shares.values())))
-    print('| network | ' + ' | '.join(f'{label}: share of peak' for label in labels) + ' |\n|' +
-          ' --- |' * (len(labels) + 1))
+    columns = ['network'] + [f'{label}: share of peak' for label in labels]
+    print('| ' + ' | '.join(columns) + ' |\n|' + ' --- |' * len(columns))
     for name, share in shares.items():
         print(f'| {name} | ' + ' | '.join(f'{share[label]:.0%}' for label in labels) + ' |')
 
