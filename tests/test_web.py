@@ -14,6 +14,7 @@ import web_page
 from argparse import Namespace
 from basicsr.archs import build_network
 
+from mh2f_plugin.cli.flags import resolve_numerics
 from mh2f_plugin.errors import OptionsError
 from mh2f_plugin.web import jobs
 from mh2f_plugin.weights import zoo
@@ -30,18 +31,11 @@ def save_checkpoint(path, network_opt, seed=0):
     return path
 
 
-def web_args(**overrides):
-    args = dict(
-        device='cpu',
-        amp='off',
-        channels_last='auto',
-        winograd='auto',
-        engine='torch',
-        tile=None,
-        tile_overlap=32,
-        zoo_dir=None,
-        folder=[])
-    return Namespace(**{**args, **overrides})
+def torch_float32_restorer():
+    """A ``Restorer`` in float32 on PyTorch, as ``derain --amp off --engine torch`` runs."""
+    args = Namespace(amp='off', channels_last='auto', winograd='auto', engine='torch')
+    device = torch.device('cpu')
+    return jobs.Restorer(lambda net, opt: resolve_numerics(args, net, device, opt, verbose=False), device)
 
 
 def test_typed_paths_may_not_leave_the_given_folders(tmp_path):
@@ -93,7 +87,7 @@ def test_a_photo_is_restored_as_derain_restores_it(tmp_path):
     weights = save_checkpoint(tmp_path / 'w.pth', TINY)
     gray16 = cv2.cvtColor(noisy(photo(1, (120, 200)), 1), cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257
     cv2.imwrite(str(tmp_path / 'rainy.png'), gray16)
-    restorer = jobs.Restorer(web_args())
+    restorer = torch_float32_restorer()
     result = restorer.run(
         jobs.ModelChoice('tiny', str(weights)), jobs.read_photo(str(tmp_path / 'rainy.png')), str(tmp_path),
         threading.Event())
@@ -116,7 +110,7 @@ def slow_net(monkeypatch):
 def test_a_cancel_stops_the_network_between_its_layers(tmp_path, slow_net):
     weights = save_checkpoint(tmp_path / 'slow.pth', {'type': 'SlowNet', 'seconds': 30})
     cv2.imwrite(str(tmp_path / 'rainy.png'), photo(0, (40, 40)))
-    restorer = jobs.Restorer(web_args())
+    restorer = torch_float32_restorer()
     choice = jobs.ModelChoice('slow', str(weights))
     cancel = threading.Event()
     timer = threading.Timer(1.0, cancel.set)

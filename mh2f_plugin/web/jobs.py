@@ -16,7 +16,6 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from dataclasses import dataclass
 from functools import cached_property
 
-from mh2f_plugin.cli.flags import resolve_numerics
 from mh2f_plugin.data.image_io import decode_raw, from_float_bgr, read_bytes, to_float_bgr, write_image
 from mh2f_plugin.errors import NotARestorerError, OptionsError
 from mh2f_plugin.models.derain_model import fits_niqe
@@ -151,10 +150,12 @@ class Restorer:
     """Runs one network at a time over photos, keeping the last one built; a run that is
     cancelled stops at its next layer (torch) or its next photo (an engine)."""
 
-    def __init__(self, args):
-        """``args``: the ``basicsr web`` flags (``--device``, the numerics, ``--tile``, ``--zoo-dir``)."""
-        self.args = args
-        self.device = torch.device(args.device)
+    def __init__(self, numerics_for, device, tile=None, tile_overlap=32, zoo_folder=None):
+        """``numerics_for(net, network_g)``: how to run a built network (the ``Numerics`` that ``derain``'s
+        flags give, on ``device``); ``tile``, ``tile_overlap``: as ``derain --tile``."""
+        self.numerics_for = numerics_for
+        self.device = device
+        self.tile, self.tile_overlap, self.zoo_folder = tile, tile_overlap, zoo_folder
         self.lock = threading.Lock()
         self.cached = None
         global _hook
@@ -166,8 +167,8 @@ class Restorer:
         if self.cached is None or self.cached[0] != key:
             self.cached = None  # the last network is freed before the next one is built
             net, network_opt = load_network(
-                choice.weights, choice.network_opt, default_opt={'type': 'MH2FNet'}, zoo_folder=self.args.zoo_dir)
-            numerics = resolve_numerics(self.args, net, self.device, network_opt, verbose=False)
+                choice.weights, choice.network_opt, default_opt={'type': 'MH2FNet'}, zoo_folder=self.zoo_folder)
+            numerics = self.numerics_for(net, network_opt)
             self.cached = key, numerics, size_multiple(net)
         return self.cached[1:]
 
@@ -186,8 +187,8 @@ class Restorer:
                         out = restore(
                             numerics.runner,
                             lq.to(self.device, memory_format=numerics.memory_format),
-                            self.args.tile,
-                            tile_overlap=self.args.tile_overlap,
+                            self.tile,
+                            tile_overlap=self.tile_overlap,
                             multiple=multiple).float().cpu()
                     except NotARestorerError as error:
                         raise NotARestorerError(f'{choice.weights}: {error}') from error

@@ -12,7 +12,8 @@ import shutil
 import sys
 import tempfile
 
-from mh2f_plugin.cli.flags import add_device, add_numerics, add_tile, add_zoo_dir, check_tile, parse_device
+from mh2f_plugin.cli.flags import (add_device, add_numerics, add_tile, add_zoo_dir, check_tile, parse_device,
+                                   resolve_numerics)
 from mh2f_plugin.errors import OptionsError
 
 NAME = 'web'
@@ -42,7 +43,7 @@ def add_arguments(parser):
 
 def check_flags(args):
     check_tile(args)
-    parse_device(args.device)
+    device = parse_device(args.device)
     for folder in args.folder:
         if not os.path.isdir(folder):
             raise OptionsError(f'{folder}: --folder names no folder')
@@ -50,10 +51,11 @@ def check_flags(args):
         raise OptionsError(f'--max-upload-mb must be positive, got {args.max_upload_mb}')
     if not 0 <= args.port < 65536:
         raise OptionsError(f'--port must be 0 to 65535, got {args.port}')
+    return device
 
 
 def run(args):
-    check_flags(args)
+    device = check_flags(args)
     os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')  # the page calls no server but its own
     try:
         import gradio  # noqa: F401 (only to name the extra when it is missing)
@@ -66,7 +68,13 @@ def run(args):
     args.folder = [os.path.abspath(folder) for folder in args.folder]
     experiments = experiment_choices(args.experiments or ['experiments'])
     root = tempfile.mkdtemp(prefix='mh2f_web_')
-    page = build_page(args, Restorer(args), Sessions(root), example_photos(os.path.join(root, 'examples')), experiments)
+    restorer = Restorer(
+        lambda net, network_opt: resolve_numerics(args, net, device, network_opt, verbose=False),
+        device,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        zoo_folder=args.zoo_dir)
+    page = build_page(args, restorer, Sessions(root), example_photos(os.path.join(root, 'examples')), experiments)
     if args.host not in LOOPBACK:
         print(
             f'basicsr web: warning: listening on {args.host}: anyone who can reach this machine can run models '
