@@ -40,9 +40,13 @@ def test_tiles_equal_the_whole_image_for_networks_without_global_pooling(net):
     img = torch.rand(1, 3, 150, 170)
     with torch.no_grad():
         whole = net(img)
-        tiled = tiled_forward(net, img, tile=96, overlap=64, multiple=size_multiple(net))
+        seen = []
+        tiled = tiled_forward(
+            net, img, tile=96, overlap=64, multiple=size_multiple(net), on_tile=lambda *done: seen.append(done))
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().max() < 1e-5
+    rows, cols = (len(tile_spans(size, 96, 64, size_multiple(net))) for size in (150, 170))
+    assert seen == [(done, rows * cols) for done in range(1, rows * cols + 1)] and rows * cols > 1
 
 
 def test_tiled_default_mh2fnet_stays_within_the_stated_bound():

@@ -31,11 +31,11 @@ def save_checkpoint(path, network_opt, seed=0):
     return path
 
 
-def torch_float32_restorer():
+def torch_float32_restorer(**tiles):
     """A ``Restorer`` in float32 on PyTorch, as ``derain --amp off --engine torch`` runs."""
     args = Namespace(amp='off', channels_last='auto', winograd='auto', engine='torch')
     device = torch.device('cpu')
-    return jobs.Restorer(lambda net, opt: resolve_numerics(args, net, device, opt, verbose=False), device)
+    return jobs.Restorer(lambda net, opt: resolve_numerics(args, net, device, opt, verbose=False), device, **tiles)
 
 
 def test_typed_paths_may_not_leave_the_given_folders(tmp_path):
@@ -98,6 +98,19 @@ def test_a_photo_is_restored_as_derain_restores_it(tmp_path):
     np.testing.assert_array_equal(ours, cli)
     assert result.rgb.shape == (120, 200, 3) and result.rgb.dtype == np.uint8
     assert result.niqe is not None and result.seconds > 0
+
+
+def test_tiles_report_their_progress(tmp_path):
+    weights = save_checkpoint(tmp_path / 'w.pth', TINY)
+    cv2.imwrite(str(tmp_path / 'rainy.png'), photo(0, (120, 200)))
+    seen = []
+    result = torch_float32_restorer(
+        tile=64, tile_overlap=16).run(
+            jobs.ModelChoice('tiny', str(weights)), jobs.read_photo(str(tmp_path / 'rainy.png')), str(tmp_path),
+            threading.Event(), lambda *done: seen.append(done))
+    assert result.rgb.shape == (120, 200, 3)
+    total = seen[-1][1]
+    assert total > 1 and seen == [(done, total) for done in range(1, total + 1)]
 
 
 @pytest.fixture

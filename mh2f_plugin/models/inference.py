@@ -64,11 +64,12 @@ def tile_spans(size, tile, overlap, multiple):
             for start, stop, own_start, own_stop in zip(starts, stops, owns[:-1], owns[1:])]
 
 
-def tiled_forward(net, img, tile, overlap, multiple=1):
-    """``net(img)`` computed tile by tile (``tile`` pixels square, ``overlap`` pixels shared)."""
+def tiled_forward(net, img, tile, overlap, multiple=1, on_tile=None):
+    """``net(img)`` computed tile by tile (``tile`` pixels square, ``overlap`` pixels shared);
+    ``on_tile(done, total)`` is called after each tile."""
     rows = tile_spans(img.shape[-2], tile, overlap, multiple=multiple)
     cols = tile_spans(img.shape[-1], tile, overlap, multiple=multiple)
-    out = None
+    out, done = None, 0
     for top, bottom, own_top, own_bottom in rows:
         for left, right, own_left, own_right in cols:
             result = pad_forward(net, img[..., top:bottom, left:right], multiple)
@@ -76,6 +77,9 @@ def tiled_forward(net, img, tile, overlap, multiple=1):
                 out = result.new_empty(result.shape[:2] + img.shape[-2:])
             out[..., own_top:own_bottom, own_left:own_right] = \
                 result[..., own_top - top:own_bottom - top, own_left - left:own_right - left]
+            done += 1
+            if on_tile is not None:
+                on_tile(done, len(rows) * len(cols))
     return out
 
 
@@ -92,12 +96,13 @@ def self_ensemble(forward, img):
     return total / 8
 
 
-def restore(net, img, tile=None, tile_overlap=32, multiple=1, ensemble=False):
-    """``net`` applied to a whole image of any size; see the module docstring."""
+def restore(net, img, tile=None, tile_overlap=32, multiple=1, ensemble=False, on_tile=None):
+    """``net`` applied to a whole image of any size; see the module docstring. With ``tile``,
+    ``on_tile(done, total)`` follows the tiles (of one pass of the self-ensemble)."""
 
     def forward(x):
         if tile:
-            return tiled_forward(net, x, tile, overlap=tile_overlap, multiple=multiple)
+            return tiled_forward(net, x, tile, overlap=tile_overlap, multiple=multiple, on_tile=on_tile)
         return pad_forward(net, x, multiple)
 
     return self_ensemble(forward, img) if ensemble else forward(img)

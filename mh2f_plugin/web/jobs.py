@@ -172,9 +172,10 @@ class Restorer:
             self.cached = key, numerics, size_multiple(net)
         return self.cached[1:]
 
-    def run(self, choice, photo, folder, cancel):
+    def run(self, choice, photo, folder, cancel, on_tile=None):
         """Restores ``photo`` with ``choice``; the result is written to ``folder``. ``cancel``, a
-        ``threading.Event``, stops the run with ``Cancelled``."""
+        ``threading.Event``, stops the run with ``Cancelled``; ``on_tile(done, total)`` follows the
+        tiles, where there are tiles."""
         with self.lock:
             _running.cancel = cancel
             try:
@@ -189,7 +190,8 @@ class Restorer:
                             lq.to(self.device, memory_format=numerics.memory_format),
                             self.tile,
                             tile_overlap=self.tile_overlap,
-                            multiple=multiple).float().cpu()
+                            multiple=multiple,
+                            on_tile=on_tile).float().cpu()
                     except NotARestorerError as error:
                         raise NotARestorerError(f'{choice.weights}: {error}') from error
                 seconds = time.perf_counter() - start

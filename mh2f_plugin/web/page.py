@@ -151,11 +151,16 @@ def build_page(args, restorer, sessions, examples, experiments):
                 return
             results, lines = [], []
             for index, (choice, (box, slider, info, download)) in enumerate(zip(models, slots)):
-                progress((index, len(models)), desc=f'{choice.label} ({index + 1} of {len(models)})')
-                shown[status] = f'running {choice.label} ({index + 1} of {len(models)})'
+                desc = f'{choice.label} ({index + 1} of {len(models)})'
+                progress(index / len(models), desc=desc)
+                shown[status] = f'running {desc}'
                 yield shown
+
+                def on_tile(done, total, index=index, desc=desc):
+                    progress((index + done / total) / len(models), desc=f'{desc}: tile {done} of {total}')
+
                 try:
-                    result = restorer.run(choice, photo, folder, cancelled)
+                    result = restorer.run(choice, photo, folder, cancelled, on_tile)
                 except Cancelled:
                     shown[status] = 'cancelled'
                     yield shown
