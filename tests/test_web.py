@@ -155,6 +155,7 @@ def test_without_gradio_the_command_names_the_extra(tmp_path):
     (['--folder', 'absent'], 'absent: --folder names no folder'),
     (['--tile', '0'], '--tile must be a positive number of pixels, got 0'),
     (['--max-upload-mb', '0'], '--max-upload-mb must be positive, got 0'),
+    (['--port', '0'], '--port must be 1 to 65535, got 0'),
 ])
 def test_web_flag_mistakes_are_one_line(tmp_path, flags, message):
     result = run_basicsr(['web'] + flags, cwd=tmp_path)

@@ -49,8 +49,8 @@ def check_flags(args):
             raise OptionsError(f'{folder}: --folder names no folder')
     if args.max_upload_mb <= 0:
         raise OptionsError(f'--max-upload-mb must be positive, got {args.max_upload_mb}')
-    if not 0 <= args.port < 65536:
-        raise OptionsError(f'--port must be 0 to 65535, got {args.port}')
+    if not 0 < args.port < 65536:
+        raise OptionsError(f'--port must be 1 to 65535, got {args.port}')
     return device
 
 
