@@ -15,10 +15,10 @@ from argparse import Namespace
 from basicsr.archs import build_network
 
 from mh2f_plugin.cli.flags import resolve_numerics
-from mh2f_plugin.errors import OptionsError
+from mh2f_plugin.errors import NotARestorerError, OptionsError, user_message
 from mh2f_plugin.web import jobs
 from mh2f_plugin.weights import zoo
-from helpers import BASICSR, REPO, check_ok, noisy, photo, run_basicsr, subprocess_env, write_yaml
+from helpers import BASICSR, REPO, TINY_SR_X4, check_ok, noisy, photo, run_basicsr, subprocess_env, write_yaml
 
 TINY = {'type': 'PRN', 'num_feat': 4, 'num_iters': 2, 'num_res': 1}
 SMALL_MH2F = {'type': 'MH2FNet', 'num_feat': 8, 'num_blocks': 2}
@@ -111,6 +111,17 @@ def test_tiles_report_their_progress(tmp_path):
     assert result.rgb.shape == (120, 200, 3)
     total = seen[-1][1]
     assert total > 1 and seen == [(done, total) for done in range(1, total + 1)]
+
+
+def test_a_network_that_changes_the_size_is_one_line_naming_the_sizes(tmp_path):
+    weights = save_checkpoint(tmp_path / 'sr.pth', TINY_SR_X4)
+    cv2.imwrite(str(tmp_path / 'rainy.png'), photo(0, (24, 32)))
+    with pytest.raises(NotARestorerError) as error:
+        torch_float32_restorer().run(
+            jobs.ModelChoice('sr', str(weights)), jobs.read_photo(str(tmp_path / 'rainy.png')), str(tmp_path),
+            threading.Event())
+    assert user_message(error.value).startswith(f'{weights}: RRDBNet returned a 128x96 image (3 channels) for a '
+                                                '32x24 image (3 channels)')
 
 
 @pytest.fixture
