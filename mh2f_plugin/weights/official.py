@@ -451,29 +451,28 @@ def _unet_options(state, levels, suffix=''):
 RESTORMER_LEVELS = ('encoder_level1', 'encoder_level2', 'encoder_level3', 'latent')
 
 
-def convert_restormer(state):
-    """swz30/Restormer ``restormer_arch.py`` (``{'params': ...}``): named as ours; widths and depths read."""
+def _restormer_options(state, arch):
+    """``network_g`` of Restormer or DRSformer (``arch``) as far as they share it: channels, widths,
+    depths and heads read from ``state``."""
     first = state['patch_embed.proj.weight']
-    options = {
-        'type': 'Restormer',
+    return {
+        'type': arch,
         'num_in_ch': first.shape[1],
         'num_feat': first.shape[0],
-        **_unet_options(state, RESTORMER_LEVELS), 'num_refinement_blocks': _depth(state, 'refinement')
+        **_unet_options(state, RESTORMER_LEVELS)
     }
-    return options, dict(state)
+
+
+def convert_restormer(state):
+    """swz30/Restormer ``restormer_arch.py`` (``{'params': ...}``): named as ours; widths and depths read."""
+    return {**_restormer_options(state, 'Restormer'), 'num_refinement_blocks': _depth(state, 'refinement')}, dict(state)
 
 
 def convert_drsformer(state):
     """cschenxiang/DRSformer ``DRSformer_arch.py`` (with MEFC: ``encoder_level0``, ``refinement``) or
     ``DRSformer_arch_200L+SPA.py`` (without), ``{'params': ...}``: named as ours."""
-    first = state['patch_embed.proj.weight']
-    options = {
-        'type': 'DRSformer',
-        'num_in_ch': first.shape[1],
-        'num_feat': first.shape[0],
-        **_unet_options(state, RESTORMER_LEVELS), 'mefc': any(key.startswith('encoder_level0.') for key in state)
-    }
-    return options, dict(state)
+    mefc = any(key.startswith('encoder_level0.') for key in state)
+    return {**_restormer_options(state, 'DRSformer'), 'mefc': mefc}, dict(state)
 
 
 def convert_mprnet(state):
