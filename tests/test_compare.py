@@ -6,11 +6,13 @@ import pytest
 import time
 import torch
 from basicsr.metrics import calculate_psnr
+from basicsr.utils import img2tensor, tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from mh2f_plugin.archs.prenet_arch import PReNet
 from mh2f_plugin.archs.rescan_arch import RESCAN
 from mh2f_plugin.cli.main import main
+from mh2f_plugin.data.image_io import read_image
 from mh2f_plugin.models.scoring import evaluate
 from helpers import REPO, TINY_SR_X4, make_input_target, photo, write
 
@@ -273,6 +275,10 @@ def test_compare_on_photos_without_ground_truth(tmp_path, capsys):
         assert figure is not None and figure.shape[1] > figure.shape[0] / 2
     assert not (out / 'psnr_vs_gmacs.png').exists()
     assert "NIQE (BasicSR's calculate_niqe" in (out / 'comparison.md').read_text()
+    rainy = [
+        tensor2img(img2tensor(read_image(str(path)), bgr2rgb=True)[None]) for path in (tmp_path / 'photos').iterdir()
+    ]
+    assert float(rows[0]['NIQE']) == pytest.approx(np.mean([calculate_niqe(image, 0) for image in rainy]), abs=1e-3)
 
 
 def test_a_folder_with_pairs_and_loose_photos_is_compared_on_its_pairs(tmp_path):

@@ -80,6 +80,21 @@ def evaluate(net,
     return statistics.fmean(times), max(peaks), mean_or_none(psnrs), mean_or_none(ssims)
 
 
+def input_scores(dataset):
+    """The rainy inputs' own mean scores: ``(PSNR, SSIM)`` against the ground truth (Y channel, no
+    crop), or ``(NIQE, None)`` for photos without it (items without ``'gt'``)."""
+    psnrs, ssims, niqes = [], [], []
+    for item in dataset:
+        rainy = tensor2img(item['lq'][None])
+        if 'gt' in item:
+            psnr, ssim = y_metrics(rainy, tensor2img(item['gt'][None]))
+            psnrs.append(psnr)
+            ssims.append(ssim)
+        else:
+            niqes.append(niqe(rainy, item['lq_path']))
+    return (statistics.fmean(psnrs), statistics.fmean(ssims)) if psnrs else (statistics.fmean(niqes), None)
+
+
 def draw_paired_figure(target, rainy, results, clean):
     """Writes the figure ``target`` (PNG): the rainy input, each ``(label, result)`` and the ground
     truth, titled with PSNR/SSIM (Y), zoomed where the rain is heaviest; all uint8 BGR."""

@@ -1,8 +1,8 @@
-"""Qualitative comparison figures as deraining papers draw them.
+"""Comparison figures as deraining papers draw them.
 
 One picture per image: the rainy input, each method's output and the ground truth side by side,
 each titled with its PSNR/SSIM (Y channel), and under each a zoomed crop of the same region,
-outlined on the full images.
+outlined on the full images. And a scatter plot of labelled points (quality against cost).
 """
 import numpy as np
 
@@ -50,4 +50,22 @@ def draw_comparison(path, panels, crop, zoom_title='zoom'):
     axes[1, 0].set_ylabel(zoom_title, fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=150)
+    plt.close(figure)
+
+
+def draw_labelled_points(path, points, xlabel, ylabel):
+    """Writes ``path`` (PNG): one point per ``(label, x, y)`` of ``points``, each annotated with its label."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for label, x, y in points:
+        axes.scatter(x, y)
+        axes.annotate(label, (x, y), textcoords='offset points', xytext=(4, 4))
+    axes.margins(0.15)  # room for the labels of the outermost points
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -20,7 +20,6 @@ import cv2
 import multiprocessing
 import os
 import re
-import statistics
 import subprocess
 import sys
 import torch
@@ -35,14 +34,14 @@ from mh2f_plugin.cli.flags import (add_arch, add_device, add_layout, add_numeric
                                    add_tile, add_zoo_dir, check_tile, parse_device, parse_size, resolve_numerics)
 from mh2f_plugin.cli.plugins import load_plugins
 from mh2f_plugin.data.image_io import write_image
-from mh2f_plugin.data.layouts import LayoutError, image_files
 from mh2f_plugin.data.paired_derain_dataset import PairedDerainDataset
-from mh2f_plugin.data.photo_folder import PhotoFolder
+from mh2f_plugin.data.photo_folder import open_test_set
 from mh2f_plugin.errors import NotARestorerError, OptionsError, ResourceError, UserError
 from mh2f_plugin.models.inference import padded_size, size_multiple
-from mh2f_plugin.models.scoring import (RAINY, draw_paired_figure, draw_photo_figure, evaluate, mean_or_none, niqe,
-                                        y_metrics)
+from mh2f_plugin.models.scoring import (RAINY, draw_paired_figure, draw_photo_figure, evaluate, input_scores,
+                                        mean_or_none, niqe)
 from mh2f_plugin.utils.allocator import keep_freed_memory
+from mh2f_plugin.utils.figure import draw_labelled_points
 from mh2f_plugin.utils.file_names import safe_file_name
 from mh2f_plugin.utils.markdown import markdown_table
 from mh2f_plugin.utils.measure import macs
@@ -172,25 +171,6 @@ def image_name(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def open_dataset(args):
-    """The test set: pairs in any layout, else (``--layout auto``) the photos directly in the folder,
-    without ground truth."""
-    try:
-        return PairedDerainDataset({
-            'name': 'compare',
-            'dataroot': args.data,
-            'layout': args.layout,
-            'io_backend': {
-                'type': 'disk'
-            },
-            'phase': 'val'
-        })
-    except LayoutError:
-        if args.layout != 'auto' or not image_files(args.data):
-            raise
-        return PhotoFolder(args.data)
-
-
 def measure(label, network_opt, weights_path, args, figure_names):
     """``(parameters, GMACs, ms, peak MB, PSNR, SSIM)`` of one network, measured in this process
     (``(..., NIQE, None)`` on photos without ground truth); the restored images named in
@@ -202,7 +182,7 @@ def measure(label, network_opt, weights_path, args, figure_names):
     keep_freed_memory()  # as in the basicsr process that spawned this one
     load_plugins()
     device = torch.device(args.device)
-    dataset = open_dataset(args)
+    dataset = open_test_set(args.data, args.layout)
     if weights_path:
         net, network_opt = load_network(weights_path, network_opt, args.param_key, zoo_folder=args.zoo_dir)
     else:
@@ -265,14 +245,8 @@ def figure_names(args, dataset):
 
 def rainy_row(dataset):
     """The table row of the rainy input itself: its PSNR/SSIM against the ground truth, or its NIQE."""
-    if not isinstance(dataset, PairedDerainDataset):
-        scores = [niqe(tensor2img(item['lq'][None]), item['lq_path']) for item in dataset]
-        return [RAINY, '', '', '', '', f'{statistics.fmean(scores):.3f}']
-    scores = [y_metrics(tensor2img(item['lq'][None]), tensor2img(item['gt'][None])) for item in dataset]
-    return [
-        RAINY, '', '', '', '', f'{statistics.fmean(s[0] for s in scores):.2f}',
-        f'{statistics.fmean(s[1] for s in scores):.4f}'
-    ]
+    first, second = input_scores(dataset)
+    return [RAINY, '', '', '', ''] + ([f'{first:.3f}'] if second is None else [f'{first:.2f}', f'{second:.4f}'])
 
 
 def draw_figures(args, dataset, names, labels):
@@ -320,7 +294,7 @@ def run(args):
     rows_spec = network_rows(args)
     check_weights(rows_spec, args)
     os.makedirs(args.out, exist_ok=True)
-    dataset = open_dataset(args)
+    dataset = open_test_set(args.data, args.layout)
     paired = isinstance(dataset, PairedDerainDataset)
     mean_mp = None if paired else dataset.megapixels()
     names = figure_names(args, dataset)
@@ -359,27 +333,9 @@ def write_outputs(out, columns, rows, caption, figures=(), scores=SCORES):
         f.write(f'{table}\n\n{scores}; {caption}.\n')
     written = ['comparison.md', 'comparison.csv']
     if 'PSNR' in columns:
-        plot(os.path.join(out, 'psnr_vs_gmacs.png'), columns[2], rows)
+        points = [(row[0], float(row[2]), float(row[5])) for row in rows if row[2] and row[5]]
+        draw_labelled_points(os.path.join(out, 'psnr_vs_gmacs.png'), points, columns[2], 'PSNR (dB, Y channel)')
         written.append('psnr_vs_gmacs.png')
     print(table)
     written += [os.path.basename(path) for path in figures]
     print(f"\n(written to {out}/{', '.join(written)})")
-
-
-def plot(path, gmacs_label, rows):
-    """PSNR against GMACs, one labelled point per network with a PSNR."""
-    import matplotlib
-    matplotlib.use('Agg')
-    from matplotlib import pyplot as plt
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for label, _, gmacs, _, _, psnr, _ in rows:
-        if psnr and gmacs:
-            axes.scatter(float(gmacs), float(psnr))
-            axes.annotate(label, (float(gmacs), float(psnr)), textcoords='offset points', xytext=(4, 4))
-    axes.margins(0.15)  # room for the labels of the outermost points
-    axes.set_xlabel(gmacs_label)
-    axes.set_ylabel('PSNR (dB, Y channel)')
-    axes.grid(True, alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
