@@ -26,6 +26,8 @@ EXTRAS = {
     OPENVINO: "the openvino extra: pip install 'mh2f_plugin[openvino]'",
 }
 
+KEPT_SHAPES = 4
+
 
 class EngineError(UserError, RuntimeError):
     """An engine that is not installed, or that cannot run a network."""
@@ -59,7 +61,9 @@ def available(engine):
 
 class OnnxEngine:
     """A network run by an ONNX engine; subclasses ``compile(onnx file, input shape)`` and
-    ``run(compiled, numpy array)``."""
+    ``run(compiled, numpy array)``. The ``KEPT_SHAPES`` most recently used shapes stay compiled, so
+    that photos of many sizes (a folder, the web page) do not pile up compiled models in memory;
+    OpenVINO reads an evicted one back from its cache on disk."""
 
     name = ''
 
@@ -87,7 +91,11 @@ class OnnxEngine:
 
     def __call__(self, x):
         shape = tuple(x.shape)
-        if shape not in self.compiled:
+        if shape in self.compiled:
+            self.compiled[shape] = self.compiled.pop(shape)  # the most recently used last
+        else:
+            if len(self.compiled) == KEPT_SHAPES:
+                self.compiled.pop(next(iter(self.compiled)))
             start = time.perf_counter()
             self.compiled[shape] = self.compile(self.onnx_file(shape), shape)
             self.first_call_seconds[shape] = time.perf_counter() - start
